@@ -1,0 +1,1 @@
+"""One module per operation family: parse, validate, call the service, shape the reply."""

@@ -1,0 +1,100 @@
+"""Converse and ConverseStream."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..engine.types import Failed, Finished, TextDelta
+from ..protocol.errors import BedrockError
+from ..protocol.streaming import EventStreamWriter
+from ..service import SERVICE, Call, Service
+from .common import Stopwatch, json_response, validated_json
+from .converse_input import check_pointers, conversation, response_fields
+
+
+def _usage(result: Finished) -> dict:
+    return {
+        "inputTokens": result.input_tokens,
+        "outputTokens": result.output_tokens,
+        "totalTokens": result.input_tokens + result.output_tokens,
+    }
+
+
+def _echoed(params: dict) -> dict:
+    """performanceConfig and serviceTier come back as the caller sent them."""
+    return {key: params[key] for key in ("performanceConfig", "serviceTier") if key in params}
+
+
+async def _prepare(request: web.Request, operation: str, labels: dict) -> tuple[Service, Call, dict, object]:
+    service: Service = request.app[SERVICE]
+    params = await validated_json(request, operation, labels)
+    entry, family = service.resolve_text(params["modelId"])
+    messages = conversation(params)
+    check_pointers(params.get("additionalModelResponseFieldPaths"))
+    native = family.converse_native(params.get("inferenceConfig") or {}, params.get("additionalModelRequestFields"))
+    sampling = family.sampling(native, entry)
+    call = Call(operation, params["modelId"], entry, family, messages)
+    return service, call, params, sampling
+
+
+def _model_failure(error: BaseException) -> BedrockError:
+    if isinstance(error, BedrockError):
+        return error
+    return BedrockError("ModelErrorException", f"The model returned the following errors: {error}")
+
+
+async def converse(request: web.Request, labels: dict) -> web.StreamResponse:
+    clock = Stopwatch()
+    service, call, params, sampling = await _prepare(request, "Converse", labels)
+    result: Finished | None = None
+    async for event in service.generate(call, sampling):
+        if isinstance(event, Failed):
+            raise _model_failure(event.error)
+        if isinstance(event, Finished):
+            result = event
+    assert result is not None
+    reply = {
+        "output": {"message": {"role": "assistant", "content": [{"text": result.text}]}},
+        "stopReason": result.stop_reason,
+        "usage": _usage(result),
+        "metrics": {"latencyMs": clock.ms},
+        **_echoed(params),
+    }
+    extra = response_fields(call.family.native_response(result, call.model_id), params.get("additionalModelResponseFieldPaths"))
+    if extra is not None:
+        reply["additionalModelResponseFields"] = extra
+    return json_response(reply)
+
+
+async def converse_stream(request: web.Request, labels: dict) -> web.StreamResponse:
+    clock = Stopwatch()
+    service, call, params, sampling = await _prepare(request, "ConverseStream", labels)
+    events = service.generate(call, sampling)
+    # Everything that can fail before the model's first token is still an ordinary HTTP error.
+    first = await anext(events)
+    if isinstance(first, Failed):
+        raise _model_failure(first.error)
+    stream = EventStreamWriter(request)
+    await stream.event("messageStart", {"role": "assistant"})
+    event = first
+    while True:
+        if isinstance(event, TextDelta):
+            await stream.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": event.text}})
+        elif isinstance(event, Failed):
+            error = _model_failure(event.error)
+            if error.code == "ModelErrorException":
+                error = BedrockError("ModelStreamErrorException", error.message, originalStatusCode=424)
+            await stream.exception(error)
+            return await stream.finish()
+        elif isinstance(event, Finished):
+            await stream.event("contentBlockStop", {"contentBlockIndex": 0})
+            stop = {"stopReason": event.stop_reason}
+            extra = response_fields(
+                call.family.native_response(event, call.model_id), params.get("additionalModelResponseFieldPaths")
+            )
+            if extra is not None:
+                stop["additionalModelResponseFields"] = extra
+            await stream.event("messageStop", stop)
+            await stream.event("metadata", {"usage": _usage(event), "metrics": {"latencyMs": clock.ms}, **_echoed(params)})
+            return await stream.finish()
+        event = await anext(events)

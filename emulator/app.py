@@ -1,0 +1,73 @@
+"""The aiohttp application: one dispatcher for Bedrock operations, emulator endpoints under `/_emulator/`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from .api import converse, health
+from .catalog import Catalog
+from .engine.pool import ModelPool
+from .engine.sources import default_cache_dir
+from .protocol import routing
+from .protocol.errors import BedrockError
+from .protocol.middleware import add_request_id, errors_as_bedrock
+from .service import SERVICE, Service
+
+log = logging.getLogger("emulator")
+
+LOADER = web.AppKey("loader", asyncio.Task)
+
+Handler = Callable[[web.Request, dict], Awaitable[web.StreamResponse]]
+
+OPERATIONS: dict[str, Handler] = {
+    "Converse": converse.converse,
+    "ConverseStream": converse.converse_stream,
+}
+
+
+@dataclass
+class Settings:
+    catalog_path: Path | None = None
+    cache_dir: Path | None = None
+    device: str = "cpu"
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    route = routing.match(request.method, request.raw_path)
+    if route is None:
+        raise BedrockError("UnknownOperationException", f"No operation matches {request.method} {request.path}.")
+    handler = OPERATIONS.get(route.operation)
+    if handler is None:
+        raise BedrockError("ValidationException", f"The emulator does not support {route.operation} yet.")
+    return await handler(request, route.labels)
+
+
+async def _load_models(app: web.Application) -> None:
+    pool: ModelPool = app[SERVICE].pool
+    app[LOADER] = asyncio.create_task(asyncio.to_thread(pool.load_all))
+
+
+async def _stop_loading(app: web.Application) -> None:
+    loader = app.get(LOADER)
+    if loader is not None and not loader.done():
+        loader.cancel()
+
+
+def build_app(settings: Settings | None = None) -> web.Application:
+    settings = settings or Settings()
+    catalog = Catalog.load(settings.catalog_path)
+    pool = ModelPool(catalog, settings.cache_dir or default_cache_dir(), settings.device)
+    app = web.Application(middlewares=[errors_as_bedrock], client_max_size=26 * 1024 * 1024)
+    app[SERVICE] = Service(catalog, pool)
+    app.on_response_prepare.append(add_request_id)
+    app.on_startup.append(_load_models)
+    app.on_cleanup.append(_stop_loading)
+    app.router.add_get("/_emulator/health", health.health)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app

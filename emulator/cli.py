@@ -1,0 +1,58 @@
+"""`bedrock-emulator` / `python -m emulator`: serve, or fetch the default models into the cache ahead of time."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from .app import Settings, build_app
+from .catalog import Catalog
+from .engine.pool import ModelPool
+from .engine.sources import default_cache_dir
+from .server import start_site
+
+log = logging.getLogger("emulator")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bedrock-emulator", description="A local Amazon Bedrock Runtime emulator.")
+    parser.add_argument("command", nargs="?", choices=["serve", "fetch"], default="serve",
+                        help="serve (default), or fetch: download and prepare the catalog's models, then exit")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8599, help="port to listen on (default 8599)")
+    parser.add_argument("--models", type=Path, default=None, help="model catalog file (default: models/catalog.yaml)")
+    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu", help="where models run (default cpu)")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="model cache (default $BEDROCK_EMULATOR_CACHE or ~/.cache/bedrock-emulator)")
+    parser.add_argument("--log-level", default="INFO")
+    return parser
+
+
+async def _serve(settings: Settings, host: str, port: int) -> None:
+    app = build_app(settings)
+    runner, bound = await start_site(app, host, port)
+    log.info("Bedrock Runtime emulator listening on http://%s:%d (health: /_emulator/health; models loading)", host, bound)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings(catalog_path=args.models, cache_dir=args.cache_dir or default_cache_dir(), device=args.device)
+    if args.command == "fetch":
+        pool = ModelPool(Catalog.load(settings.catalog_path), settings.cache_dir, settings.device)
+        pool.load_all()
+        if not pool.ready:
+            sys.exit(f"fetch failed: {pool.error}")
+        log.info("models ready in %s", settings.cache_dir)
+        return
+    try:
+        asyncio.run(_serve(settings, args.host, args.port))
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,71 @@
+"""Loads every local model the catalog names, once, and hands out their engines."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from ..catalog import Catalog
+from ..protocol.errors import BedrockError
+from . import sources
+from .embeddings import EmbeddingModel
+from .scheduler import TextEngine
+from .text_model import TextModel, pick_device
+
+log = logging.getLogger("emulator.models")
+
+
+class ModelPool:
+    def __init__(self, catalog: Catalog, cache_dir: Path, device: str = "cpu") -> None:
+        self.catalog = catalog
+        self.cache_dir = cache_dir
+        self.device_name = device
+        self.text: dict[str, TextEngine] = {}
+        self.embedding: dict[str, EmbeddingModel] = {}
+        self.ready = False
+        self.error: str | None = None
+
+    def load_all(self) -> None:
+        """Blocking; run it off the event loop. Records an error instead of raising so health can report it."""
+        try:
+            device = pick_device(self.device_name)
+            used = {entry.local for entry in self.catalog.spec.models if entry.local}
+            for name in sorted(used):
+                spec = self.catalog.spec.local_models[name]
+                started = time.monotonic()
+                folder = sources.resolve(spec.package, spec.path, self.cache_dir)
+                if spec.kind == "text":
+                    self.text[name] = TextEngine(TextModel.load(name, folder, device, spec.dtype))
+                else:
+                    self.embedding[name] = EmbeddingModel.load(name, folder, device)
+                log.info("model %s ready in %.1fs", name, time.monotonic() - started)
+            self.ready = True
+        except Exception as exc:
+            log.exception("model loading failed")
+            self.error = str(exc)
+
+    def _not_ready(self) -> BedrockError:
+        if self.error:
+            return BedrockError("ModelErrorException", f"The local model failed to load: {self.error}")
+        return BedrockError("ModelNotReadyException")
+
+    def text_engine(self, name: str) -> TextEngine:
+        if name not in self.text:
+            if name in self.embedding:
+                raise BedrockError(
+                    "ValidationException",
+                    "This action doesn't support the model that you provided. Try again with a supported text or chat model.",
+                )
+            raise self._not_ready()
+        return self.text[name]
+
+    def embedding_model(self, name: str) -> EmbeddingModel:
+        if name not in self.embedding:
+            if name in self.text:
+                raise BedrockError(
+                    "ValidationException",
+                    "This action doesn't support the model that you provided. Try again with a supported embedding model.",
+                )
+            raise self._not_ready()
+        return self.embedding[name]

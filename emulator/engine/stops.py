@@ -1,0 +1,43 @@
+"""Stop-sequence matching over streamed text.
+
+Text that could still be the start of a stop sequence is held back until the next piece decides it, so a stop
+sequence never leaks into a stream even when the model produces it across several tokens.
+"""
+
+from __future__ import annotations
+
+
+class StopMatcher:
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self._stops = tuple(s for s in stops if s)
+        self._pending = ""
+
+    def feed(self, text: str) -> tuple[str, str | None]:
+        """Add text; return (text safe to emit, the stop sequence that matched or None)."""
+        if not self._stops:
+            return text, None
+        self._pending += text
+        hit: tuple[int, str] | None = None
+        for stop in self._stops:
+            at = self._pending.find(stop)
+            if at >= 0 and (hit is None or at < hit[0]):
+                hit = (at, stop)
+        if hit is not None:
+            safe, self._pending = self._pending[: hit[0]], ""
+            return safe, hit[1]
+        hold = max((self._overlap(stop) for stop in self._stops), default=0)
+        cut = len(self._pending) - hold
+        safe, self._pending = self._pending[:cut], self._pending[cut:]
+        return safe, None
+
+    def _overlap(self, stop: str) -> int:
+        """Length of the longest end of the pending text that is a proper prefix of `stop`."""
+        for k in range(min(len(stop) - 1, len(self._pending)), 0, -1):
+            if self._pending.endswith(stop[:k]):
+                return k
+        return 0
+
+    def flush(self) -> str:
+        """Generation ended without a stop sequence: the held-back text is real output."""
+        text, self._pending = self._pending, ""
+        return text

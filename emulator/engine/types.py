@@ -1,0 +1,79 @@
+"""The common generation request and result every API and family adapter speaks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+# Stop reasons in Converse's vocabulary; family adapters translate them to their native names.
+END_TURN = "end_turn"
+MAX_TOKENS = "max_tokens"
+STOP_SEQUENCE = "stop_sequence"
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_new_tokens: int
+    temperature: float = 1.0  # 0 means greedy
+    top_p: float = 1.0
+    top_k: int = 0  # 0 disables top-k filtering
+    stop_sequences: tuple[str, ...] = ()
+    seed: int | None = None
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0.0
+
+
+class TokenConstraint(Protocol):
+    """Constrains decoding (e.g. to a JSON schema). One instance per sequence; the scheduler calls it each step."""
+
+    def mask_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """Return `logits` with every token the constraint forbids next set to -inf."""
+
+    def advance(self, token_id: int) -> None:
+        """Record the token that was chosen."""
+
+    def is_complete(self) -> bool:
+        """True once the constrained output is whole; generation then ends with `end_turn`."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt_ids: tuple[int, ...]
+    params: SamplingParams
+    constraint: TokenConstraint | None = None
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of output text that can no longer turn into (part of) a stop sequence."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    stop_reason: str
+    stop_sequence: str | None
+    input_tokens: int
+    output_tokens: int
+    text: str
+    first_token_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Failed:
+    error: BaseException
+
+
+Event = TextDelta | Finished | Failed
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    extra: dict = field(default_factory=dict)

@@ -1,0 +1,147 @@
+"""What every model family adapter provides, and the shared reading of sampling controls from native bodies.
+
+Bedrock turns a Converse request into the family's native body (with `additionalModelRequestFields` merged in
+verbatim) before the model sees it; we do the same, so Converse and InvokeModel share one reading of each
+family's parameters, defaults and ranges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..catalog import Entry
+from ..engine.types import Finished, SamplingParams
+from ..protocol.errors import BedrockError, malformed_native, validation
+
+Path = tuple[str, ...]
+_MISSING = object()
+
+
+def dig(body: dict, path: Path) -> Any:
+    node: Any = body
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return _MISSING
+        node = node[key]
+    return node
+
+
+def put(body: dict, path: Path, value: Any) -> None:
+    node = body
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+
+
+def deep_merge(into: dict, extra: dict) -> dict:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            deep_merge(into[key], value)
+        else:
+            into[key] = value
+    return into
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """Where each sampling control lives in the family's native body (None: the family has no such control)."""
+
+    max_tokens: Path | None = ("max_tokens",)
+    temperature: Path | None = ("temperature",)
+    top_p: Path | None = ("top_p",)
+    top_k: Path | None = ("top_k",)
+    stop: Path | None = ("stop_sequences",)
+    seed: Path | None = None
+
+
+class Family:
+    name: str = ""
+    kind: str = "text"  # text | embedding | image
+
+
+class TextFamily(Family):
+    knobs = Knobs()
+    # Values used when a request leaves a control out, and the inclusive ranges a native body may use.
+    defaults: dict[str, float] = {"max_tokens": 512, "temperature": 1.0, "top_p": 1.0, "top_k": 0}
+    ranges: dict[str, tuple[float, float]] = {"temperature": (0.0, 1.0), "top_p": (0.0, 1.0), "top_k": (0, 500)}
+    max_stop_sequences: int | None = None
+    # Converse stop reason -> the family's native name.
+    stop_reasons: dict[str, str] = {}
+
+    def converse_native(self, inference_config: dict, additional: dict | None) -> dict:
+        """The sampling part of the native body Bedrock builds from a Converse request."""
+        native: dict = {}
+        mapping = {
+            "maxTokens": self.knobs.max_tokens,
+            "temperature": self.knobs.temperature,
+            "topP": self.knobs.top_p,
+            "stopSequences": self.knobs.stop,
+        }
+        for member, path in mapping.items():
+            if member not in inference_config:
+                continue
+            if path is None:
+                raise validation(f"This model doesn't support the {member} field. Remove {member} and try again.")
+            put(native, path, inference_config[member])
+        return deep_merge(native, additional or {})
+
+    def _number(self, body: dict, name: str, integer: bool, entry: Entry) -> float | None:
+        path = getattr(self.knobs, name)
+        value = dig(body, path) if path else _MISSING
+        if value is _MISSING or value is None:
+            default = entry.defaults.get(name, self.defaults.get(name))
+            return default
+        pointer = "#/" + "/".join(path)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
+            raise malformed_native(f"{pointer}: expected type: {'Integer' if integer else 'Number'}, found: {type(value).__name__}")
+        lo, hi = self.ranges.get(name, (None, None))
+        if lo is not None and value < lo:
+            raise malformed_native(f"{pointer}: {value} is not greater or equal to {lo}")
+        if hi is not None and value > hi:
+            raise malformed_native(f"{pointer}: {value} is not less or equal to {hi}")
+        return value
+
+    def sampling(self, body: dict, entry: Entry) -> SamplingParams:
+        """Read and range-check the sampling controls of a native body, filling the family's defaults."""
+        max_tokens = self._number(body, "max_tokens", True, entry)
+        if max_tokens is None:
+            max_tokens = entry.max_output_tokens
+        if max_tokens < 1:
+            raise malformed_native(f"#/{'/'.join(self.knobs.max_tokens or ())}: {max_tokens} is not greater or equal to 1")
+        if max_tokens > entry.max_output_tokens:
+            limit = entry.max_output_tokens
+            raise validation(
+                f"The maximum tokens you requested exceeds the model limit of {limit}. "
+                f"Try again with a maximum tokens value that is lower than {limit}."
+            )
+        stops = dig(body, self.knobs.stop) if self.knobs.stop else _MISSING
+        if stops is _MISSING or stops is None:
+            stops = []
+        if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+            raise malformed_native(f"#/{'/'.join(self.knobs.stop or ())}: expected type: JSONArray of strings")
+        if self.max_stop_sequences is not None and len(stops) > self.max_stop_sequences:
+            raise malformed_native(f"expected maximum item count: {self.max_stop_sequences}, found: {len(stops)}")
+        seed = dig(body, self.knobs.seed) if self.knobs.seed else _MISSING
+        temperature = self._number(body, "temperature", False, entry)
+        top_p = self._number(body, "top_p", False, entry) if self.knobs.top_p else None
+        top_k = self._number(body, "top_k", True, entry) if self.knobs.top_k else None
+        return SamplingParams(
+            max_new_tokens=int(max_tokens),
+            temperature=1.0 if temperature is None else float(temperature),
+            top_p=1.0 if top_p is None else float(top_p),
+            top_k=0 if top_k is None else int(top_k),
+            stop_sequences=tuple(stops),
+            seed=int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        )
+
+    def native_stop_reason(self, reason: str) -> str:
+        return self.stop_reasons.get(reason, reason)
+
+    def native_response(self, result: Finished, model_id: str) -> dict:
+        """The family's native non-streamed response body for a finished generation."""
+        raise NotImplementedError
+
+
+def unsupported_operation() -> BedrockError:
+    return validation("This action doesn't support the model that you provided. Try again with a supported text or chat model.")

@@ -1,0 +1,75 @@
+"""Bedrock's modeled exceptions and how they go on the wire.
+
+Every error a client sees is one of these: an HTTP response with `x-amzn-ErrorType`, a JSON body with a
+lower-case `message`, or (after a stream has started) an exception frame named by the lowerCamel member.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+# name -> (HTTP status, default message). Statuses are the service model's `error.httpStatusCode`.
+MODELED: dict[str, tuple[int, str]] = {
+    "AccessDeniedException": (403, "You don't have access to the model with the specified model ID."),
+    "ConflictException": (400, "The request conflicts with the current state of the resource."),
+    "InternalServerException": (500, "The server encountered an internal error while processing the request."),
+    "ModelErrorException": (424, "The model encountered an error while processing the request."),
+    "ModelNotReadyException": (429, "The model is not ready to serve inference requests yet. Try again later."),
+    "ModelStreamErrorException": (424, "The model encountered an error while streaming the response."),
+    "ModelTimeoutException": (408, "Model has timed out in processing."),
+    "ResourceNotFoundException": (404, "Could not resolve the foundation model from the provided model identifier."),
+    "ServiceQuotaExceededException": (400, "Your request exceeds the service quota for your account."),
+    "ServiceUnavailableException": (503, "The service is temporarily unable to handle the request. Try again later."),
+    "ThrottlingException": (429, "Too many requests, please wait before trying again."),
+    "ValidationException": (400, "The request is invalid."),
+}
+
+# Errors produced outside the service model (the AWS front end); clients parse them as generic errors.
+UNMODELED: dict[str, int] = {
+    "UnknownOperationException": 404,
+    "UnrecognizedClientException": 403,
+    "InvalidSignatureException": 403,
+    "MissingAuthenticationTokenException": 403,
+}
+
+
+class BedrockError(Exception):
+    """An error Bedrock itself would send. `extra` holds modeled members beyond `message`."""
+
+    def __init__(self, code: str, message: str | None = None, **extra: object) -> None:
+        if code not in MODELED and code not in UNMODELED:
+            raise ValueError(f"unknown error code {code}")
+        self.code = code
+        self.message = message if message is not None else MODELED.get(code, (0, code))[1]
+        self.extra = extra
+        super().__init__(f"{code}: {self.message}")
+
+    @property
+    def status(self) -> int:
+        return MODELED[self.code][0] if self.code in MODELED else UNMODELED[self.code]
+
+    @property
+    def stream_member(self) -> str:
+        """The member name inside ConverseStreamOutput / ResponseStream unions."""
+        return self.code[0].lower() + self.code[1:]
+
+    def body(self) -> dict:
+        return {"message": self.message, **self.extra}
+
+    def response(self) -> web.Response:
+        return web.Response(
+            status=self.status,
+            body=json.dumps(self.body()).encode(),
+            headers={"Content-Type": "application/json", "x-amzn-ErrorType": self.code},
+        )
+
+
+def validation(message: str) -> BedrockError:
+    return BedrockError("ValidationException", message)
+
+
+def malformed_native(detail: str) -> BedrockError:
+    """The wording Bedrock uses when a model's native InvokeModel body fails its JSON schema."""
+    return validation(f"Malformed input request: {detail}, please reformat your input and try again.")

@@ -1,0 +1,38 @@
+"""Request ids on every response, and the guarantee that no traceback ever reaches a client."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from aiohttp import web
+
+from .errors import BedrockError
+
+log = logging.getLogger("emulator.http")
+
+REQUEST_ID = "x-amzn-RequestId"
+
+
+@web.middleware
+async def errors_as_bedrock(request: web.Request, handler) -> web.StreamResponse:
+    request["request_id"] = str(uuid.uuid4())
+    try:
+        return await handler(request)
+    except BedrockError as error:
+        return error.response()
+    except web.HTTPRequestEntityTooLarge:
+        return BedrockError("ValidationException", "The request body exceeds the maximum size of 25000000 bytes.").response()
+    except web.HTTPException:
+        raise
+    except ConnectionError as exc:  # the client went away mid-stream; nothing can be sent
+        log.info("client disconnected: %s", exc)
+        raise
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return BedrockError("InternalServerException").response()
+
+
+async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare hook: covers JSON, error and event-stream responses alike."""
+    response.headers[REQUEST_ID] = request.get("request_id") or str(uuid.uuid4())

@@ -1,0 +1,80 @@
+"""The emulator's state and the one path every operation takes to the model.
+
+API modules resolve a model id through `Service.resolve` and get their tokens from `Service.generate`; that
+single seam is where scripted responses, fault injection and the invocation log attach, so each applies to every
+operation and family alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from . import families
+from .catalog import Catalog, Entry
+from .engine.pool import ModelPool
+from .engine.scheduler import TextEngine
+from .engine.types import Event, GenerationRequest, SamplingParams
+from .families.base import TextFamily
+from .protocol.errors import validation
+
+
+@dataclass
+class Call:
+    """What a request asks for, in terms every operation shares (used to match scripted responses and faults)."""
+
+    operation: str
+    model_id: str
+    entry: Entry
+    family: TextFamily
+    messages: list[dict] = field(default_factory=list)  # chat messages: {"role", "content": str}
+    prompt: str | None = None  # a raw prompt (native completion bodies) instead of messages
+
+    @property
+    def last_user_text(self) -> str:
+        if self.prompt is not None:
+            return self.prompt
+        users = [m["content"] for m in self.messages if m["role"] == "user"]
+        return users[-1] if users else ""
+
+    @property
+    def turn_index(self) -> int:
+        return sum(1 for m in self.messages if m["role"] == "user")
+
+
+class Service:
+    def __init__(self, catalog: Catalog, pool: ModelPool) -> None:
+        self.catalog = catalog
+        self.pool = pool
+
+    def resolve_text(self, model_id: str) -> tuple[Entry, TextFamily]:
+        entry = self.catalog.lookup(model_id)
+        return entry, families.text_family(entry.family)
+
+    def engine_for(self, entry: Entry) -> TextEngine:
+        return self.pool.text_engine(self.catalog.require_local(entry))
+
+    async def prompt_ids(self, call: Call) -> tuple[int, ...]:
+        """Tokenize the call's prompt off the event loop with the model's own chat template."""
+        model = self.engine_for(call.entry).model
+        if call.prompt is not None:
+            ids = await asyncio.to_thread(model.text_ids, call.prompt)
+        else:
+            continue_final = bool(call.messages) and call.messages[-1]["role"] == "assistant"
+            ids = await asyncio.to_thread(model.chat_ids, call.messages, continue_final)
+        if len(ids) >= model.context_length:
+            raise validation("Input is too long for requested model.")
+        return tuple(ids)
+
+    async def generate(self, call: Call, params: SamplingParams) -> AsyncIterator[Event]:
+        """Stream the events of one generation for `call`."""
+        engine = self.engine_for(call.entry)
+        request = GenerationRequest(await self.prompt_ids(call), params)
+        async for event in engine.stream(request):
+            yield event
+
+
+SERVICE = web.AppKey("service", Service)
