@@ -10,10 +10,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .api import converse, health
+from .api import converse, guardrail, health
 from .catalog import Catalog
 from .engine.pool import ModelPool
 from .engine.sources import default_cache_dir
+from .guardrails import policies as guardrail_policies
 from .protocol import routing
 from .protocol.errors import BedrockError
 from .protocol.middleware import add_request_id, errors_as_bedrock
@@ -28,6 +29,7 @@ Handler = Callable[[web.Request, dict], Awaitable[web.StreamResponse]]
 OPERATIONS: dict[str, Handler] = {
     "Converse": converse.converse,
     "ConverseStream": converse.converse_stream,
+    "ApplyGuardrail": guardrail.apply_guardrail,
 }
 
 
@@ -36,6 +38,7 @@ class Settings:
     catalog_path: Path | None = None
     cache_dir: Path | None = None
     device: str = "cpu"
+    guardrails_path: Path | None = None
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
@@ -64,7 +67,7 @@ def build_app(settings: Settings | None = None) -> web.Application:
     catalog = Catalog.load(settings.catalog_path)
     pool = ModelPool(catalog, settings.cache_dir or default_cache_dir(), settings.device)
     app = web.Application(middlewares=[errors_as_bedrock], client_max_size=26 * 1024 * 1024)
-    app[SERVICE] = Service(catalog, pool)
+    app[SERVICE] = Service(catalog, pool, guardrail_policies.load(settings.guardrails_path))
     app.on_response_prepare.append(add_request_id)
     app.on_startup.append(_load_models)
     app.on_cleanup.append(_stop_loading)

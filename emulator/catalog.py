@@ -58,12 +58,16 @@ class CatalogFile(BaseModel):
         return self
 
 
-def default_catalog_path() -> Path:
-    """The catalog in the source tree, or the copy a wheel install puts under `<prefix>/share`."""
-    in_tree = Path(__file__).resolve().parent.parent / "models" / "catalog.yaml"
+def bundled_model_file(name: str) -> Path:
+    """A file of `models/` in the source tree, or the copy a wheel install puts under `<prefix>/share`."""
+    in_tree = Path(__file__).resolve().parent.parent / "models" / name
     if in_tree.exists():
         return in_tree
-    return Path(sys.prefix) / "share" / "bedrock-emulator" / "models" / "catalog.yaml"
+    return Path(sys.prefix) / "share" / "bedrock-emulator" / "models" / name
+
+
+def default_catalog_path() -> Path:
+    return bundled_model_file("catalog.yaml")
 
 
 def base_model_id(model_id: str) -> str:

@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu", help="where models run (default cpu)")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="model cache (default $BEDROCK_EMULATOR_CACHE or ~/.cache/bedrock-emulator)")
+    parser.add_argument("--guardrails", type=Path, default=None,
+                        help="guardrail definitions (default: models/guardrails.yaml)")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -44,7 +46,8 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings(catalog_path=args.models, cache_dir=args.cache_dir or default_cache_dir(), device=args.device)
+    settings = Settings(catalog_path=args.models, cache_dir=args.cache_dir or default_cache_dir(), device=args.device,
+                        guardrails_path=args.guardrails)
     if args.command == "fetch":
         pool = ModelPool(Catalog.load(settings.catalog_path), settings.cache_dir, settings.device)
         pool.load_all()

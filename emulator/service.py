@@ -19,7 +19,8 @@ from .engine.pool import ModelPool
 from .engine.scheduler import TextEngine
 from .engine.types import Event, GenerationRequest, SamplingParams
 from .families.base import TextFamily
-from .protocol.errors import validation
+from .guardrails.policies import Guardrail, resolve_identifier
+from .protocol.errors import BedrockError, validation
 
 
 @dataclass
@@ -46,9 +47,20 @@ class Call:
 
 
 class Service:
-    def __init__(self, catalog: Catalog, pool: ModelPool) -> None:
+    def __init__(self, catalog: Catalog, pool: ModelPool, guardrails: dict[str, Guardrail] | None = None) -> None:
         self.catalog = catalog
         self.pool = pool
+        self.guardrails = guardrails or {}
+
+    def guardrail(self, identifier: str, version: str) -> Guardrail:
+        """A configured guardrail by id or ARN; every version of it shares its policies."""
+        found = self.guardrails.get(resolve_identifier(identifier))
+        if found is None:
+            raise BedrockError(
+                "ResourceNotFoundException",
+                f"The guardrail identifier or version provided in the request does not exist: {identifier} ({version}).",
+            )
+        return found
 
     def resolve_text(self, model_id: str) -> tuple[Entry, TextFamily]:
         entry = self.catalog.lookup(model_id)

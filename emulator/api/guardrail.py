@@ -1,0 +1,46 @@
+"""ApplyGuardrail: a configured guardrail's policies applied to caller-supplied content, no model involved."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..guardrails.policies import Evaluation, assessment, evaluate, policy_units
+from ..service import SERVICE
+from .common import Stopwatch, json_response, validated_json
+
+_EVALUATED = {"guard_content", "query"}  # grounding_source text is context, not checked content
+
+
+async def apply_guardrail(request: web.Request, labels: dict) -> web.Response:
+    clock = Stopwatch()
+    params = await validated_json(request, "ApplyGuardrail", labels)
+    guardrail = request.app[SERVICE].guardrail(params["guardrailIdentifier"], params["guardrailVersion"])
+    texts = [
+        block["text"]["text"]
+        for block in params["content"]
+        if "text" in block and (not block["text"].get("qualifiers") or _EVALUATED & set(block["text"]["qualifiers"]))
+    ]
+    evaluations = [evaluate(guardrail, text) for text in texts]
+    merged = Evaluation([finding for e in evaluations for finding in e.findings])
+    characters = sum(len(text) for text in texts)
+
+    if merged.blocked:
+        action, reason = "GUARDRAIL_INTERVENED", "Guardrail blocked."
+        messaging = guardrail.blocked_input_messaging if params["source"] == "INPUT" else guardrail.blocked_outputs_messaging
+        outputs = [{"text": messaging}]
+    elif merged.intervened:
+        action, reason = "GUARDRAIL_INTERVENED", "Guardrail masked."
+        outputs = [{"text": e.anonymized(text)} for e, text in zip(evaluations, texts)]
+    else:
+        action, reason = "NONE", "No action."
+        outputs = [{"text": text} for text in texts] if params.get("outputScope") == "FULL" else []
+
+    coverage = {"textCharacters": {"guarded": characters, "total": characters}}
+    return json_response({
+        "usage": policy_units(guardrail, characters),
+        "action": action,
+        "actionReason": reason,
+        "outputs": outputs,
+        "assessments": [assessment(guardrail, merged, characters, clock.ms)],
+        "guardrailCoverage": coverage,
+    })

@@ -1,0 +1,1 @@
+"""Guardrails: configured policies applied to text (ApplyGuardrail, and guardrailConfig on model calls)."""
