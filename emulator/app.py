@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
 
-from .api import converse, guardrail, health
+from .api import admin, converse, guardrail, health
 from .catalog import Catalog
 from .engine.pool import ModelPool
 from .engine.sources import default_cache_dir
@@ -19,6 +19,7 @@ from .protocol import routing
 from .protocol.errors import BedrockError
 from .protocol.middleware import add_request_id, errors_as_bedrock
 from .service import SERVICE, Service
+from .testing import TestKitConfig, around_operation, install as install_testkit
 
 log = logging.getLogger("emulator")
 
@@ -39,6 +40,7 @@ class Settings:
     cache_dir: Path | None = None
     device: str = "cpu"
     guardrails_path: Path | None = None
+    testing: TestKitConfig = field(default_factory=TestKitConfig)  # fixtures, invocation log, rate limits
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
@@ -48,7 +50,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     handler = OPERATIONS.get(route.operation)
     if handler is None:
         raise BedrockError("ValidationException", f"The emulator does not support {route.operation} yet.")
-    return await handler(request, route.labels)
+    return await around_operation(request, route.operation, route.labels, handler)
 
 
 async def _load_models(app: web.Application) -> None:
@@ -72,5 +74,7 @@ def build_app(settings: Settings | None = None) -> web.Application:
     app.on_startup.append(_load_models)
     app.on_cleanup.append(_stop_loading)
     app.router.add_get("/_emulator/health", health.health)
+    install_testkit(app, settings.testing)
+    admin.register(app)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

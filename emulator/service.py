@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from . import families
+from . import families, testing
 from .catalog import Catalog, Entry
 from .engine.pool import ModelPool
 from .engine.scheduler import TextEngine
@@ -82,7 +82,11 @@ class Service:
         return tuple(ids)
 
     async def generate(self, call: Call, params: SamplingParams) -> AsyncIterator[Event]:
-        """Stream the events of one generation for `call`."""
+        """Stream the events of one generation for `call`: a test's scripted response, faults and log apply here."""
+        async for event in testing.around_generation(self, call, lambda: self._model_events(call, params)):
+            yield event
+
+    async def _model_events(self, call: Call, params: SamplingParams) -> AsyncIterator[Event]:
         engine = self.engine_for(call.entry)
         request = GenerationRequest(await self.prompt_ids(call), params)
         async for event in engine.stream(request):

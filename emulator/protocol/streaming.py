@@ -8,6 +8,9 @@ from .errors import BedrockError
 from .eventstream import event_frame, exception_frame
 
 CONTENT_TYPE = "application/vnd.amazon.eventstream"
+# A request key: a callable (message type, event or exception member, payload) that sees every frame sent
+# (the invocation log sets it).
+STREAM_TAP = "eventstream_tap"
 
 
 class EventStreamWriter:
@@ -18,6 +21,7 @@ class EventStreamWriter:
         self._response = web.StreamResponse(status=200, headers={"Content-Type": CONTENT_TYPE, **(headers or {})})
         self._response.enable_chunked_encoding()
         self.events_sent = 0
+        self._tap = request.get(STREAM_TAP)
 
     @property
     def started(self) -> bool:
@@ -31,9 +35,13 @@ class EventStreamWriter:
     async def event(self, event_type: str, payload: dict) -> None:
         await self._write(event_frame(event_type, payload))
         self.events_sent += 1
+        if self._tap is not None:
+            self._tap("event", event_type, payload)
 
     async def exception(self, error: BedrockError) -> None:
         await self._write(exception_frame(error.stream_member, error.body()))
+        if self._tap is not None:
+            self._tap("exception", error.stream_member, error.body())
 
     async def finish(self) -> web.StreamResponse:
         if not self._response.prepared:

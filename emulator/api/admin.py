@@ -1,0 +1,176 @@
+"""The admin API under `/_emulator/` for tests: scripted rules, faults, rate limits, the invocation log.
+
+    GET    /_emulator/rules                 {"rules": [...]}: run-time rules first, then file rules
+    POST   /_emulator/rules                 a rule, or {"rules": [...]} -> {"rules": [added, with ids]}
+    DELETE /_emulator/rules                 forget run-time rules (file rules stay)
+    DELETE /_emulator/rules/{id}            remove one rule
+    GET    /_emulator/faults                {"faults": [...]}
+    POST   /_emulator/faults                a fault -> the fault with its id
+    DELETE /_emulator/faults[/{id}]         clear all faults, or one
+    GET    /_emulator/rate-limits           {"limits": [...]}
+    PUT    /_emulator/rate-limits           {"limits": [...]}: replaces the limits and empties their windows
+    DELETE /_emulator/rate-limits           no limits
+    GET    /_emulator/invocations           {"invocations": [...]} oldest first; ?limit=N, ?format=bedrock
+    DELETE /_emulator/invocations           empty the log
+    GET    /_emulator/settings              {"require_fixture_match": bool}
+    PATCH  /_emulator/settings              change them
+    POST   /_emulator/reset                 back to the start-up state (what the pytest plugin does between tests)
+
+Bad input gets a 400 with `{"message": ...}` naming each problem; unknown ids a 404.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from ..protocol.errors import BedrockError, validation
+from ..testing import TESTKIT, TestKit
+from ..testing.faults import FaultError, parse_fault
+from ..testing.ratelimits import RateLimitError, parse_limits
+from ..testing.rules import RuleError, parse_rules
+from .common import json_response
+
+PREFIX = "/_emulator"
+
+
+def _kit(request: web.Request) -> TestKit:
+    return request.app[TESTKIT]
+
+
+async def _body(request: web.Request) -> object:
+    try:
+        return json.loads(await request.read() or b"null")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise validation(f"The request body is not valid JSON: {exc}") from None
+
+
+def _not_found(kind: str, item_id: str) -> BedrockError:
+    return BedrockError("ResourceNotFoundException", f"No {kind} with id {item_id!r}.")
+
+
+async def list_rules(request: web.Request) -> web.Response:
+    return json_response({"rules": _kit(request).rules.views()})
+
+
+async def add_rules(request: web.Request) -> web.Response:
+    try:
+        rules = parse_rules(await _body(request))
+    except RuleError as exc:
+        raise validation(f"Invalid rule:\n{exc}") from None
+    added = _kit(request).rules.add(rules)
+    return json_response({"rules": [r.view() for r in added]})
+
+
+async def clear_rules(request: web.Request) -> web.Response:
+    _kit(request).rules.clear()
+    return json_response({"rules": _kit(request).rules.views()})
+
+
+async def remove_rule(request: web.Request) -> web.Response:
+    rule_id = request.match_info["id"]
+    if not _kit(request).rules.remove(rule_id):
+        raise _not_found("rule", rule_id)
+    return json_response({"removed": rule_id})
+
+
+async def list_faults(request: web.Request) -> web.Response:
+    return json_response({"faults": _kit(request).faults.views()})
+
+
+async def add_fault(request: web.Request) -> web.Response:
+    try:
+        fault = parse_fault(await _body(request))
+    except FaultError as exc:
+        raise validation(f"Invalid fault:\n{exc}") from None
+    return json_response(_kit(request).faults.add(fault).view())
+
+
+async def clear_faults(request: web.Request) -> web.Response:
+    _kit(request).faults.clear()
+    return json_response({"faults": []})
+
+
+async def remove_fault(request: web.Request) -> web.Response:
+    fault_id = request.match_info["id"]
+    if not _kit(request).faults.remove(fault_id):
+        raise _not_found("fault", fault_id)
+    return json_response({"removed": fault_id})
+
+
+async def get_limits(request: web.Request) -> web.Response:
+    return json_response({"limits": _kit(request).limits.views()})
+
+
+async def put_limits(request: web.Request) -> web.Response:
+    try:
+        limits = parse_limits(await _body(request))
+    except RateLimitError as exc:
+        raise validation(f"Invalid rate limits:\n{exc}") from None
+    _kit(request).limits.configure(limits)
+    return await get_limits(request)
+
+
+async def clear_limits(request: web.Request) -> web.Response:
+    _kit(request).limits.configure([])
+    return await get_limits(request)
+
+
+async def list_invocations(request: web.Request) -> web.Response:
+    limit = request.query.get("limit", "")
+    if limit and not limit.isdigit():
+        raise validation("`limit` must be a non-negative integer.")
+    bedrock = request.query.get("format") == "bedrock"
+    return json_response({"invocations": _kit(request).log.views(int(limit or 0), bedrock)})
+
+
+async def clear_invocations(request: web.Request) -> web.Response:
+    _kit(request).log.clear()
+    return json_response({"invocations": []})
+
+
+def _settings(kit: TestKit) -> dict:
+    return {"require_fixture_match": kit.require_fixture_match}
+
+
+async def get_settings(request: web.Request) -> web.Response:
+    return json_response(_settings(_kit(request)))
+
+
+async def patch_settings(request: web.Request) -> web.Response:
+    body = await _body(request)
+    kit = _kit(request)
+    if not isinstance(body, dict) or set(body) - set(_settings(kit)):
+        raise validation(f"Settings are a JSON object with the keys: {', '.join(_settings(kit))}.")
+    if "require_fixture_match" in body:
+        if not isinstance(body["require_fixture_match"], bool):
+            raise validation("`require_fixture_match` must be true or false.")
+        kit.require_fixture_match = body["require_fixture_match"]
+    return json_response(_settings(kit))
+
+
+async def reset(request: web.Request) -> web.Response:
+    _kit(request).reset()
+    return json_response({"reset": True})
+
+
+def register(app: web.Application) -> None:
+    """Add the admin routes (before the catch-all Bedrock dispatcher)."""
+    r = app.router
+    r.add_get(f"{PREFIX}/rules", list_rules)
+    r.add_post(f"{PREFIX}/rules", add_rules)
+    r.add_delete(f"{PREFIX}/rules", clear_rules)
+    r.add_delete(f"{PREFIX}/rules/{{id}}", remove_rule)
+    r.add_get(f"{PREFIX}/faults", list_faults)
+    r.add_post(f"{PREFIX}/faults", add_fault)
+    r.add_delete(f"{PREFIX}/faults", clear_faults)
+    r.add_delete(f"{PREFIX}/faults/{{id}}", remove_fault)
+    r.add_get(f"{PREFIX}/rate-limits", get_limits)
+    r.add_put(f"{PREFIX}/rate-limits", put_limits)
+    r.add_delete(f"{PREFIX}/rate-limits", clear_limits)
+    r.add_get(f"{PREFIX}/invocations", list_invocations)
+    r.add_delete(f"{PREFIX}/invocations", clear_invocations)
+    r.add_get(f"{PREFIX}/settings", get_settings)
+    r.add_patch(f"{PREFIX}/settings", patch_settings)
+    r.add_post(f"{PREFIX}/reset", reset)

@@ -1,0 +1,212 @@
+"""The invocation log: every request the emulator answered, what was sent, what came back, tokens and timings.
+
+Entries live in a bounded in-memory log (`GET /_emulator/invocations`, oldest first) and, when a file is given
+(`--invocation-log FILE`), are appended to it as JSON lines in the shape of Bedrock's model-invocation logging
+(`schemaType: ModelInvocationLog`, `schemaVersion: 1.0`). Streamed output is logged as the list of events sent
+(ConverseStream: `{"messageStart": {...}}`, ...; InvokeModelWithResponseStream: each chunk's decoded JSON), as
+Bedrock logs streams. Failed calls carry `errorCode` / `errorMessage` in the file records (an emulator addition).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import re
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from ..protocol.errors import BedrockError
+
+DEFAULT_SIZE = 1000
+ACCOUNT_ID = "000000000000"  # stand-in account id, as other AWS emulators use
+_REGION = re.compile(r"Credential=[^/,]+/\d{8}/([^/,]+)/")
+_ATTEMPT = re.compile(r"attempt=(\d+)")
+
+
+def _parsed(body: bytes) -> Any:
+    """A body as JSON when it is JSON, else as text (or base64 for binary)."""
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            return base64.b64encode(body).decode()
+
+
+def _int_header(response: web.StreamResponse, name: str) -> int | None:
+    value = response.headers.get(name)
+    return int(value) if value is not None and value.isdigit() else None
+
+
+@dataclass
+class Invocation:
+    request_id: str
+    operation: str
+    model_id: str | None
+    region: str
+    input_content_type: str | None
+    request_body: Any
+    attempt: int | None
+    sdk_invocation_id: str | None
+    timestamp: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    started: float = field(default_factory=time.monotonic)
+    status: int | None = None
+    error: BedrockError | None = None
+    error_in_stream: bool = False
+    output_content_type: str | None = None
+    response_body: Any = None
+    stream_events: list | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    first_byte_ms: int | None = None
+    latency_ms: int | None = None
+    rule: str | None = None  # the scripted rule that answered, if any
+    faults: list[str] = field(default_factory=list)
+
+    @classmethod
+    async def begin(cls, request: web.Request, operation: str, model_id: str | None) -> "Invocation":
+        region = _REGION.search(request.headers.get("Authorization", ""))
+        attempt = _ATTEMPT.search(request.headers.get("amz-sdk-request", ""))
+        return cls(
+            request_id=request.get("request_id", ""),
+            operation=operation,
+            model_id=model_id,
+            region=region.group(1) if region else "us-east-1",
+            input_content_type=request.headers.get("Content-Type"),
+            request_body=_parsed(await request.read()),
+            attempt=int(attempt.group(1)) if attempt else None,
+            sdk_invocation_id=request.headers.get("amz-sdk-invocation-id"),
+        )
+
+    @property
+    def elapsed_ms(self) -> int:
+        return int((time.monotonic() - self.started) * 1000)
+
+    @property
+    def total_tokens(self) -> int:
+        return (self.input_tokens or 0) + (self.output_tokens or 0)
+
+    def first_byte(self) -> None:
+        if self.first_byte_ms is None:
+            self.first_byte_ms = self.elapsed_ms
+
+    def tokens(self, input_tokens: int, output_tokens: int) -> None:
+        self.input_tokens, self.output_tokens = input_tokens, output_tokens
+
+    def stream_frame(self, message_type: str, name: str, payload: dict) -> None:
+        """Called for every event-stream frame sent (see `protocol.streaming.STREAM_TAP`)."""
+        if self.stream_events is None:
+            self.stream_events = []
+        if message_type == "exception":
+            self.error = BedrockError(name[0].upper() + name[1:], payload.get("message"))
+            self.error_in_stream = True
+        if name == "chunk" and "bytes" in payload:
+            try:
+                self.stream_events.append(_parsed(base64.b64decode(payload["bytes"])))
+                return
+            except (binascii.Error, ValueError):
+                pass
+        self.stream_events.append({name: {k: v for k, v in payload.items() if k != "p"}})
+
+    def answered(self, response: web.StreamResponse) -> None:
+        self.status = response.status
+        self.output_content_type = response.headers.get("X-Amzn-Bedrock-Content-Type") or response.content_type
+        if self.stream_events is None and isinstance(response, web.Response) and isinstance(response.body, bytes):
+            self.response_body = _parsed(response.body)
+        if self.input_tokens is None:  # operations that do not generate (e.g. embeddings) report them in headers
+            self.input_tokens = _int_header(response, "X-Amzn-Bedrock-Input-Token-Count")
+            self.output_tokens = _int_header(response, "X-Amzn-Bedrock-Output-Token-Count")
+
+    def failed(self, error: BedrockError) -> None:
+        self.error, self.status = error, error.status
+
+    def done(self) -> None:
+        self.latency_ms = self.elapsed_ms
+        if self.first_byte_ms is None:
+            self.first_byte_ms = self.latency_ms
+
+    def view(self) -> dict:
+        """The entry `GET /_emulator/invocations` returns."""
+        return {
+            "requestId": self.request_id,
+            "timestamp": self.timestamp,
+            "operation": self.operation,
+            "modelId": self.model_id,
+            "request": self.request_body,
+            "status": self.status,
+            "response": self.stream_events if self.stream_events is not None else self.response_body,
+            "error": None if self.error is None else
+            {"code": self.error.code, "message": self.error.message, "inStream": self.error_in_stream},
+            "inputTokens": self.input_tokens,
+            "outputTokens": self.output_tokens,
+            "firstByteMs": self.first_byte_ms,
+            "latencyMs": self.latency_ms,
+            "attempt": self.attempt,
+            "sdkInvocationId": self.sdk_invocation_id,
+            "scriptedRule": self.rule,
+            "faults": self.faults,
+        }
+
+    def bedrock_record(self, account_id: str = ACCOUNT_ID) -> dict:
+        """The entry in the shape of Bedrock's model-invocation logging."""
+        record: dict[str, Any] = {
+            "schemaType": "ModelInvocationLog",
+            "schemaVersion": "1.0",
+            "timestamp": self.timestamp,
+            "accountId": account_id,
+            "region": self.region,
+            "requestId": self.request_id,
+            "operation": self.operation,
+            "modelId": self.model_id,
+            "input": {
+                "inputContentType": self.input_content_type or "application/json",
+                "inputBodyJson": self.request_body,
+                "inputTokenCount": self.input_tokens or 0,
+            },
+        }
+        if self.error is None or self.error_in_stream:
+            record["output"] = {
+                "outputContentType": self.output_content_type or "application/json",
+                "outputBodyJson": self.stream_events if self.stream_events is not None else self.response_body,
+                "outputTokenCount": self.output_tokens or 0,
+            }
+        if self.error is not None:
+            record["errorCode"], record["errorMessage"] = self.error.code, self.error.message
+        return record
+
+
+class InvocationLog:
+    def __init__(self, size: int = DEFAULT_SIZE, path: Path | None = None, account_id: str = ACCOUNT_ID) -> None:
+        self.entries: deque[Invocation] = deque(maxlen=size)
+        self.path = path
+        self.account_id = account_id
+        self._file_lock = asyncio.Lock()
+
+    async def append(self, invocation: Invocation) -> None:
+        self.entries.append(invocation)
+        if self.path is not None:
+            line = json.dumps(invocation.bedrock_record(self.account_id), ensure_ascii=False) + "\n"
+            async with self._file_lock:  # one writer at a time keeps lines whole and in order
+                await asyncio.to_thread(self._write, line)
+
+    def _write(self, line: str) -> None:
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(line)
+
+    def views(self, limit: int | None = None, bedrock: bool = False) -> list[dict]:
+        chosen = list(self.entries)[-limit:] if limit else list(self.entries)
+        return [e.bedrock_record(self.account_id) if bedrock else e.view() for e in chosen]
+
+    def clear(self) -> None:
+        self.entries.clear()

@@ -1,0 +1,315 @@
+"""Scripted responses: rules that answer matching requests in place of the model.
+
+A rule file (YAML or JSON) holds `rules:`, a list tried in order; the first rule whose `match` fits a request
+answers it with `respond`. The same schema serves `--fixtures DIR` and `POST /_emulator/rules`:
+
+    rules:
+      - name: weather tool call            # optional, shown in listings and the invocation log
+        match:                             # every key optional; all given must hold
+          operation: ConverseStream        # or a list: Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream
+          model: "anthropic.claude-3*"     # glob over the model id as sent or its base id (profiles/ARNs stripped)
+          contains: "weather"              # substring of the last user message's text (case-sensitive)
+          regex: "in (Paris|Rome)"         # Python regex searched in the same text
+          turn: 1                          # number of user messages so far (1 = first turn; raw prompts count as 1)
+        respond:                           # text and/or tool_calls, or an error
+          text: "Let me check."
+          tool_calls: [{name: get_weather, input: {city: Paris}}]   # optional `id`; default: a fresh tooluse_ id
+          stop_reason: tool_use            # default: tool_use with tool calls, else end_turn
+          usage: {input_tokens: 12, output_tokens: 7}   # default: counted with the model's tokenizer
+          pace_ms: 20                      # delay between streamed pieces (default 0)
+          # error: {code: ThrottlingException, message: "...", extra: {}}   instead of text/tool_calls
+        times: 1                           # answer this many requests, then retire (default: unlimited)
+
+Scripted output is sent as written: sampling parameters (max tokens, stop sequences) do not trim it. The API
+layers frame it exactly like generated output, in each operation's and family's native shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..engine import types as events
+from ..engine.types import END_TURN, Event, Failed, Finished, TextDelta
+from ..protocol.errors import BedrockError
+from .scope import GeneratingOperation, as_list, describe, error_code, extra_members, model_matches
+
+if TYPE_CHECKING:
+    from ..service import Call, Service
+
+ErrorCode = Annotated[str, BeforeValidator(error_code)]
+StopReason = Literal["end_turn", "tool_use", "max_tokens", "stop_sequence", "guardrail_intervened", "content_filtered"]
+RULE_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class RuleError(ValueError):
+    """A rule file or admin request that does not fit the schema; the message says where and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Match(_Strict):
+    operation: list[GeneratingOperation] | None = None
+    model: str | None = None
+    contains: str | None = None
+    regex: str | None = None
+    turn: int | None = Field(default=None, ge=1)
+
+    _as_list = field_validator("operation", mode="before")(as_list)
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        return value
+
+    def matches(self, call: "Call") -> bool:
+        if self.operation is not None and call.operation not in self.operation:
+            return False
+        if not model_matches(self.model, call.model_id):
+            return False
+        text = call.last_user_text
+        if self.contains is not None and self.contains not in text:
+            return False
+        if self.regex is not None and re.search(self.regex, text) is None:
+            return False
+        return self.turn is None or self.turn == max(call.turn_index, 1)
+
+
+class ToolCall(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    input: dict[str, Any] = Field(default_factory=dict)
+    id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class Usage(_Strict):
+    input_tokens: int | None = Field(default=None, ge=0)
+    output_tokens: int | None = Field(default=None, ge=0)
+
+
+class ScriptedError(_Strict):
+    code: ErrorCode
+    message: str | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _modeled_members(self) -> "ScriptedError":
+        unknown = set(self.extra) - extra_members(self.code)
+        if unknown:
+            allowed = ", ".join(sorted(extra_members(self.code))) or "none"
+            raise ValueError(f"{self.code} has no member(s) {', '.join(sorted(unknown))} (allowed: {allowed})")
+        return self
+
+    def exception(self) -> BedrockError:
+        return BedrockError(self.code, self.message, **self.extra)
+
+
+class Respond(_Strict):
+    text: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    stop_reason: StopReason | None = None
+    stop_sequence: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    error: ScriptedError | None = None
+    pace_ms: float = Field(default=0, ge=0, le=60_000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Respond":
+        if self.error is not None:
+            if self.text or self.tool_calls or self.stop_reason or self.stop_sequence:
+                raise ValueError("a response with `error` cannot also have text, tool_calls, stop_reason or stop_sequence")
+        elif not self.text and not self.tool_calls:
+            raise ValueError("a response needs `text`, `tool_calls` or `error`")
+        if self.stop_sequence is not None and self.stop_reason not in (None, "stop_sequence"):
+            raise ValueError("`stop_sequence` goes with stop_reason `stop_sequence`")
+        return self
+
+    @property
+    def final_stop_reason(self) -> str:
+        if self.stop_reason is not None:
+            return self.stop_reason
+        if self.stop_sequence is not None:
+            return "stop_sequence"
+        return "tool_use" if self.tool_calls else END_TURN
+
+
+class Rule(_Strict):
+    name: str | None = None
+    match: Match = Field(default_factory=Match)
+    respond: Respond
+    times: int | None = Field(default=None, ge=1)
+
+
+class RuleFile(_Strict):
+    rules: list[Rule]
+
+
+def parse_rules(data: object, where: str = "") -> list[Rule]:
+    """`{"rules": [...]}` (a rule file), or a single rule object (handy in admin requests)."""
+    try:
+        if isinstance(data, dict) and "rules" in data:
+            return RuleFile.model_validate(data).rules
+        return [Rule.model_validate(data)]
+    except ValidationError as exc:
+        raise RuleError(describe(exc, where)) from None
+
+
+def load_file(path: Path) -> list[Rule]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise RuleError(f"{path}: cannot read rules: {exc}") from None
+    if not isinstance(data, dict) or "rules" not in data:
+        raise RuleError(f"{path}: a rule file is a mapping with a `rules:` list")
+    return parse_rules(data, str(path))
+
+
+def rule_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise RuleError(f"{directory}: the fixtures directory does not exist")
+    return sorted(p for p in directory.iterdir() if p.suffix in RULE_FILE_SUFFIXES and p.is_file())
+
+
+@dataclass
+class LoadedRule:
+    id: str
+    rule: Rule
+    source: str  # the file it came from, or "api"
+    used: int = 0
+
+    @property
+    def exhausted(self) -> bool:
+        return self.rule.times is not None and self.used >= self.rule.times
+
+    @property
+    def label(self) -> str:
+        return self.rule.name or self.id
+
+    def view(self) -> dict:
+        remaining = None if self.rule.times is None else max(self.rule.times - self.used, 0)
+        return {"id": self.id, "source": self.source, "used": self.used, "remaining": remaining,
+                **self.rule.model_dump(mode="json", exclude_defaults=True)}
+
+
+class RuleBook:
+    """Rules added at run time are tried first, in the order added; then the rules loaded from files."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self._ids = itertools.count(1)
+        self._added: list[LoadedRule] = []
+        self._files: list[LoadedRule] = []
+        for path in rule_files(directory) if directory is not None else []:
+            self._files += [self._loaded(rule, str(path)) for rule in load_file(path)]
+
+    def _loaded(self, rule: Rule, source: str) -> LoadedRule:
+        return LoadedRule(f"rule-{next(self._ids)}", rule, source)
+
+    def add(self, rules: list[Rule]) -> list[LoadedRule]:
+        loaded = [self._loaded(rule, "api") for rule in rules]
+        self._added += loaded
+        return loaded
+
+    def match(self, call: "Call") -> LoadedRule | None:
+        """The first live rule that fits `call`; using it counts against its `times`."""
+        for loaded in itertools.chain(self._added, self._files):
+            if not loaded.exhausted and loaded.rule.match.matches(call):
+                loaded.used += 1
+                return loaded
+        return None
+
+    def remove(self, rule_id: str) -> bool:
+        before = len(self._added) + len(self._files)
+        self._added = [r for r in self._added if r.id != rule_id]
+        self._files = [r for r in self._files if r.id != rule_id]
+        return len(self._added) + len(self._files) < before
+
+    def clear(self) -> None:
+        """Forget the rules added at run time; file rules stay (they are the server's configuration)."""
+        self._added.clear()
+
+    def reset(self) -> None:
+        self.clear()
+        for loaded in self._files:
+            loaded.used = 0
+
+    def views(self) -> list[dict]:
+        return [r.view() for r in itertools.chain(self._added, self._files)]
+
+
+# --- turning a rule's response into generation events ------------------------------------------------------
+
+_PIECE = re.compile(r"\s*\S+|\s+$")
+
+
+def pieces(text: str) -> list[str]:
+    """Word-sized stream pieces that join back into exactly `text` (each keeps its leading whitespace)."""
+    return _PIECE.findall(text)
+
+
+def tool_use_id() -> str:
+    """A toolUseId in Bedrock's Converse form, e.g. `tooluse_kZJMlvQmRJ6eAyJE5GIl7Q`."""
+    return "tooluse_" + secrets.token_urlsafe(16)
+
+
+def estimated_tokens(text: str) -> int:
+    """A heuristic (about 4 characters per token), used only when no tokenizer is loaded."""
+    return (len(text) + 3) // 4
+
+
+async def _token_counts(respond: Respond, call: "Call", service: "Service") -> tuple[int, int]:
+    """The scripted usage, else what the model's own tokenizer counts for the prompt and the scripted output."""
+    usage = respond.usage
+    output_text = respond.text + "".join(json.dumps(t.input) for t in respond.tool_calls)
+    if usage.input_tokens is not None and usage.output_tokens is not None:
+        return usage.input_tokens, usage.output_tokens
+    try:
+        model = service.engine_for(call.entry).model
+    except BedrockError:  # models still loading (or none for this entry): scripted responses need none
+        model = None
+    if usage.input_tokens is not None:
+        input_tokens = usage.input_tokens
+    elif model is not None:
+        input_tokens = len(await service.prompt_ids(call))
+    else:
+        input_tokens = estimated_tokens(call.prompt or "".join(m["content"] for m in call.messages))
+    if usage.output_tokens is not None:
+        output_tokens = usage.output_tokens
+    elif model is not None:
+        output_tokens = len(await asyncio.to_thread(model.text_ids, output_text)) if output_text else 0
+    else:
+        output_tokens = estimated_tokens(output_text)
+    return input_tokens, output_tokens
+
+
+async def scripted_events(loaded: LoadedRule, call: "Call", service: "Service") -> AsyncIterator[Event]:
+    """The rule's response as the events a generation would produce: text pieces, tool calls, then Finished."""
+    respond = loaded.rule.respond
+    if respond.error is not None:
+        yield Failed(respond.error.exception())
+        return
+    input_tokens, output_tokens = await _token_counts(respond, call, service)
+    pace = respond.pace_ms / 1000
+    outputs: list[Event] = [TextDelta(piece) for piece in pieces(respond.text)]
+    outputs += [events.ToolUse(t.id or tool_use_id(), t.name, t.input) for t in respond.tool_calls]
+    for i, event in enumerate(outputs):
+        if i and pace:
+            await asyncio.sleep(pace)
+        yield event
+    yield Finished(respond.final_stop_reason, respond.stop_sequence, input_tokens, output_tokens, respond.text, 0)
