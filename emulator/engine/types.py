@@ -11,6 +11,7 @@ import torch
 END_TURN = "end_turn"
 MAX_TOKENS = "max_tokens"
 STOP_SEQUENCE = "stop_sequence"
+TOOL_USE = "tool_use"
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,30 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class ToolUseStart:
+    """A tool call begins; its input follows as `ToolInputDelta` JSON fragments, then the complete `ToolUse`."""
+
+    tool_use_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ToolInputDelta:
+    """A fragment of a tool call's input JSON text, as it is generated."""
+
+    json: str
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    """A complete tool call. Alone (e.g. scripted) or closing the `ToolUseStart` with the same id."""
+
+    tool_use_id: str
+    name: str
+    input: dict
+
+
+@dataclass(frozen=True)
 class Finished:
     stop_reason: str
     stop_sequence: str | None
@@ -69,7 +94,7 @@ class Failed:
     error: BaseException
 
 
-Event = TextDelta | Finished | Failed
+Event = TextDelta | ToolUseStart | ToolInputDelta | ToolUse | Finished | Failed
 
 
 @dataclass
