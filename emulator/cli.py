@@ -13,6 +13,7 @@ from .catalog import Catalog
 from .engine.pool import ModelPool
 from .engine.sources import default_cache_dir
 from .server import start_site
+from .testing import TestKitConfig
 
 log = logging.getLogger("emulator")
 
@@ -29,6 +30,15 @@ def _parser() -> argparse.ArgumentParser:
                         help="model cache (default $BEDROCK_EMULATOR_CACHE or ~/.cache/bedrock-emulator)")
     parser.add_argument("--guardrails", type=Path, default=None,
                         help="guardrail definitions (default: models/guardrails.yaml)")
+    testing = parser.add_argument_group("testing (see the README: scripted responses, faults, invocation log)")
+    testing.add_argument("--fixtures", type=Path, default=None, metavar="DIR",
+                         help="load scripted-response rules from the *.yaml / *.yml / *.json files in DIR")
+    testing.add_argument("--require-fixture-match", action="store_true",
+                         help="answer requests no rule matches with an error instead of the model")
+    testing.add_argument("--invocation-log", type=Path, default=None, metavar="FILE",
+                         help="append every invocation to FILE as JSON lines (Bedrock's model-invocation log shape)")
+    testing.add_argument("--rate-limits", type=Path, default=None, metavar="FILE",
+                         help="per-model requests/tokens-per-minute quotas (YAML `limits:` list)")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -47,7 +57,9 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings(catalog_path=args.models, cache_dir=args.cache_dir or default_cache_dir(), device=args.device,
-                        guardrails_path=args.guardrails)
+                        guardrails_path=args.guardrails,
+                        testing=TestKitConfig(fixtures_dir=args.fixtures, require_fixture_match=args.require_fixture_match,
+                                              invocation_log_path=args.invocation_log, rate_limits_path=args.rate_limits))
     if args.command == "fetch":
         pool = ModelPool(Catalog.load(settings.catalog_path), settings.cache_dir, settings.device)
         pool.load_all()

@@ -9,9 +9,9 @@ A fault (one JSON object, `POST /_emulator/faults`):
      "model": "anthropic.*",                 # glob over the model id (as sent or its base id); default: any
      "count": 2,                             # the next N matching calls, then the fault retires
      "rate": 0.5, "seed": 7,                 # or a fraction of matching calls (random; `seed` makes it repeatable)
-     "after_events": 3,                      # fail mid-stream after K output events (text pieces / tool calls)
+     "after_events": 3,                      # fail mid-stream after K content deltas (text pieces, tool input)
      "first_byte_latency_ms": 500,           # added before anything is sent
-     "token_latency_ms": 50}                 # added between output events
+     "token_latency_ms": 50}                 # added between content deltas
 
 Without `count` or `rate`, a fault applies to every matching call until cleared. An error fault fires only on
 operations whose service model lists that exception, so a client always sees what AWS could send it: status,
@@ -19,7 +19,8 @@ operations whose service model lists that exception, so a client always sees wha
 ConverseStream and InvokeModelWithResponseStream only, and its exception must be a member of that stream's union
 (ConverseStream: internalServerException, modelStreamErrorException, validationException, throttlingException,
 serviceUnavailableException; InvokeModelWithResponseStream adds modelTimeoutException). It is sent as the
-in-stream exception frame after K output events, or at the end if the output is shorter.
+in-stream exception frame after K content deltas (text pieces or tool-input fragments), or at the end if the
+output is shorter.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..engine.types import Event, Failed, Finished
+from ..engine.types import Event, Failed, Finished, TextDelta, ToolInputDelta
 from ..protocol.errors import BedrockError
 from .scope import (STREAMING, all_operations, as_list, describe, error_code, extra_members, model_matches,
                     operation_errors, stream_exceptions)
@@ -205,10 +206,11 @@ async def shaped(events: AsyncIterator[Event], plan: Plan) -> AsyncIterator[Even
                     event = Failed(plan.stream_error)  # the output was shorter than `after_events`
                 yield event
                 return
-            if plan.stream_error is not None and sent >= plan.after_events:
-                yield Failed(plan.stream_error)
-                return
-            if sent and plan.token_delay:
-                await asyncio.sleep(plan.token_delay)
-            sent += 1
+            if isinstance(event, (TextDelta, ToolInputDelta)):  # the events a client sees as content deltas
+                if plan.stream_error is not None and sent >= plan.after_events:
+                    yield Failed(plan.stream_error)
+                    return
+                if sent and plan.token_delay:
+                    await asyncio.sleep(plan.token_delay)
+                sent += 1
             yield event

@@ -39,8 +39,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..engine import types as events
-from ..engine.types import END_TURN, Event, Failed, Finished, TextDelta
+from ..engine.types import END_TURN, Event, Failed, Finished, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
 from ..protocol.errors import BedrockError
 from .scope import GeneratingOperation, as_list, describe, error_code, extra_members, model_matches
 
@@ -299,7 +298,7 @@ async def _token_counts(respond: Respond, call: "Call", service: "Service") -> t
 
 
 async def scripted_events(loaded: LoadedRule, call: "Call", service: "Service") -> AsyncIterator[Event]:
-    """The rule's response as the events a generation would produce: text pieces, tool calls, then Finished."""
+    """The rule's response as the events a generation produces: text pieces, tool calls, then Finished."""
     respond = loaded.rule.respond
     if respond.error is not None:
         yield Failed(respond.error.exception())
@@ -307,9 +306,13 @@ async def scripted_events(loaded: LoadedRule, call: "Call", service: "Service") 
     input_tokens, output_tokens = await _token_counts(respond, call, service)
     pace = respond.pace_ms / 1000
     outputs: list[Event] = [TextDelta(piece) for piece in pieces(respond.text)]
-    outputs += [events.ToolUse(t.id or tool_use_id(), t.name, t.input) for t in respond.tool_calls]
+    for tool in respond.tool_calls:  # the sequence a generated tool call makes: start, input fragments, whole call
+        use_id = tool.id or tool_use_id()
+        outputs.append(ToolUseStart(use_id, tool.name))
+        outputs += [ToolInputDelta(piece) for piece in pieces(json.dumps(tool.input, ensure_ascii=False))]
+        outputs.append(ToolUse(use_id, tool.name, tool.input))
     for i, event in enumerate(outputs):
-        if i and pace:
+        if i and pace and isinstance(event, (TextDelta, ToolInputDelta)):
             await asyncio.sleep(pace)
         yield event
     yield Finished(respond.final_stop_reason, respond.stop_sequence, input_tokens, output_tokens, respond.text, 0)

@@ -1,0 +1,99 @@
+"""pytest plugin (entry point `pytest11: bedrock_emulator`): a Bedrock Runtime emulator for your tests.
+
+Fixtures:
+- `bedrock_emulator`: an `EmulatorAdmin` for the emulator (`.url`, `.script()`, `.fail()`, `.slow()`,
+  `.set_rate_limits()`, `.invocations()`, `.boto3_client()`), reset before each test so no rule, fault or log
+  entry leaks from one test into the next.
+- `bedrock_client`: a boto3 `bedrock-runtime` client pointed at it (dummy credentials, us-east-1, boto3's
+  standard retries as in production).
+- `bedrock_env`: sets `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`, dummy credentials and region for the test, so code that
+  builds its own client reaches the emulator unmodified.
+- `bedrock_emulator_server`: the server itself, started in-process on a free loopback port once per session
+  (ini `bedrock_emulator_scope = module|package|function` to change that).
+
+Options: `--bedrock-emulator-url URL` (or env `BEDROCK_EMULATOR_URL`) uses a running emulator instead of starting
+one; ini `bedrock_emulator_fixtures = DIR` loads rule files at start; ini `bedrock_emulator_require_fixture_match
+= true` answers unmatched requests with an error instead of the model.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from .admin_client import EmulatorAdmin
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("bedrock-emulator")
+    group.addoption("--bedrock-emulator-url", default=None,
+                    help="use the Bedrock emulator running at URL instead of starting one in-process")
+    parser.addini("bedrock_emulator_scope", default="session",
+                  help="how long one in-process emulator lives: session (default), package, module or function")
+    parser.addini("bedrock_emulator_fixtures", default="",
+                  help="directory of scripted-response rule files loaded when the emulator starts")
+    parser.addini("bedrock_emulator_require_fixture_match", type="bool", default=False,
+                  help="answer requests that no rule matches with an error instead of the model")
+
+
+def _scope(fixture_name: str, config: pytest.Config) -> str:
+    return config.getini("bedrock_emulator_scope") or "session"
+
+
+def _fixtures_dir(config: pytest.Config) -> Path | None:
+    value = config.getini("bedrock_emulator_fixtures")
+    if not value:
+        return None
+    path = Path(value)
+    return path if path.is_absolute() else Path(config.rootpath) / path
+
+
+@pytest.fixture(scope=_scope)
+def bedrock_emulator_server(request: pytest.FixtureRequest):
+    """The emulator's base URL: a running one if given, else one started in-process for this scope."""
+    url = request.config.getoption("--bedrock-emulator-url") or os.environ.get("BEDROCK_EMULATOR_URL")
+    if url:
+        EmulatorAdmin(url).wait_ready(60)
+        yield url
+        return
+    from .app import Settings  # imported here: loading the plugin must stay cheap for runs that never use it
+    from .server import BackgroundServer
+    from .testing import TestKitConfig
+
+    testing = TestKitConfig(fixtures_dir=_fixtures_dir(request.config),
+                            require_fixture_match=request.config.getini("bedrock_emulator_require_fixture_match"))
+    try:
+        server = BackgroundServer(Settings(testing=testing)).start()
+    except SystemExit as exc:  # a bad rule file: report it as a usage error, not a crash
+        raise pytest.UsageError(f"bedrock emulator: {exc}") from None
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def bedrock_emulator(bedrock_emulator_server: str) -> EmulatorAdmin:
+    """Script responses, inject faults, read the invocation log; reset before each test."""
+    admin = EmulatorAdmin(bedrock_emulator_server)
+    admin.reset()
+    return admin
+
+
+@pytest.fixture
+def bedrock_client(bedrock_emulator: EmulatorAdmin):
+    """A boto3 bedrock-runtime client for the emulator (boto3's default retries)."""
+    return bedrock_emulator.boto3_client()
+
+
+@pytest.fixture
+def bedrock_env(bedrock_emulator: EmulatorAdmin, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point code that builds its own AWS clients at the emulator, through the environment, for one test."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", bedrock_emulator.url)
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)  # botocore would insist on https for it
+    return bedrock_emulator.url
