@@ -1,12 +1,20 @@
-"""A local sentence-embedding model (mean pooling over a transformers encoder, as sentence-transformers does)."""
+"""A local sentence-embedding model, and the fixed maps from its vectors to the sizes and types Bedrock returns.
+
+The model (all-MiniLM-L6-v2 by default) is mean-pooled as sentence-transformers does. Its 384 values become
+Bedrock's 256 / 512 / 1024 / 1536 through one fixed, seeded projection per size (`projection`), chosen so cosine
+similarity keeps its meaning; `quantize` then gives Titan's and Cohere's integer and binary types.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
+from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
 
 log = logging.getLogger("emulator.models")
@@ -35,15 +43,80 @@ class EmbeddingModel:
         """Tokens the model reads for `text` (special tokens excluded), before truncation."""
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def embed_sync(self, texts: list[str]) -> torch.Tensor:
-        """Unit-normalised mean-pooled vectors, one row per text (inputs beyond the model's window are cut)."""
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        batch = {k: v.to(self.device) for k, v in batch.items()}
+    def embed_sync(self, texts: list[str], normalize: bool = True, keep: str = "start") -> torch.Tensor:
+        """Mean-pooled vectors, one row per text, unit-normalised unless asked otherwise.
+
+        Inputs beyond the model's window are cut; `keep` says which part survives ("start" or "end").
+        """
         with self._lock, torch.inference_mode():
+            # The tokenizer's truncation side is shared state, so it is set and used under the lock.
+            self.tokenizer.truncation_side = "right" if keep == "start" else "left"
+            batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+            batch = {k: v.to(self.device) for k, v in batch.items()}
             hidden = self.model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, dim=-1).cpu()
+        return (torch.nn.functional.normalize(pooled, dim=-1) if normalize else pooled).cpu()
 
-    async def embed(self, texts: list[str]) -> torch.Tensor:
-        return await asyncio.to_thread(self.embed_sync, texts)
+    async def embed(self, texts: list[str], normalize: bool = True, keep: str = "start") -> torch.Tensor:
+        return await asyncio.to_thread(self.embed_sync, texts, normalize, keep)
+
+    @property
+    def window(self) -> int:
+        """Tokens of text the model reads (its window less the special tokens it adds)."""
+        return self.max_length - self.tokenizer.num_special_tokens_to_add()
+
+
+# Changing this changes every vector the emulator returns; it is part of the documented behaviour.
+PROJECTION_SEED = 20240307
+
+
+@lru_cache(maxsize=None)
+def projection(source: int, target: int) -> np.ndarray:
+    """The fixed `target x source` matrix that maps native vectors to Bedrock's size.
+
+    Growing (target >= source): the columns are orthonormal, so the map is an isometry; dot products, norms and
+    cosine similarity are preserved exactly. Shrinking: a random orthogonal projection scaled by
+    sqrt(source/target) (Johnson-Lindenstrauss), which keeps norms in expectation and cosines approximately.
+    Both come from one seeded Gaussian matrix, so every run and machine returns the same vectors.
+    """
+    if target == source:
+        return np.eye(source, dtype=np.float64)
+    rng = np.random.default_rng((PROJECTION_SEED, source, target))
+    basis, _ = np.linalg.qr(rng.standard_normal((max(source, target), min(source, target))))
+    if target > source:
+        return basis
+    return basis.T * math.sqrt(source / target)
+
+
+def project(vectors: torch.Tensor | np.ndarray, target: int, normalize: bool) -> np.ndarray:
+    """Rows mapped to `target` values each, unit-normalised if asked."""
+    native = np.asarray(vectors, dtype=np.float64)
+    out = native @ projection(native.shape[1], target).T
+    if normalize:
+        out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
+    return out.astype(np.float32)
+
+
+def quantize(vectors: np.ndarray, kind: str) -> list[list]:
+    """Vectors as one of the embedding types Bedrock's models return.
+
+    float: as is. int8 / uint8: each vector scaled so its largest magnitude is 127 (per-vector scaling leaves
+    cosine similarity intact), uint8 offset by 128. binary / ubinary (Cohere): the sign bits packed eight to a
+    byte, as signed (minus 128) or unsigned bytes. bits (Titan's `binary`): one 0/1 value per dimension.
+    """
+    if kind == "float":
+        return [[float(str(value)) for value in row] for row in vectors.astype(np.float32)]  # shortest float32 text
+    if kind in ("int8", "uint8"):
+        scale = 127.0 / np.clip(np.abs(vectors).max(axis=1, keepdims=True), 1e-12, None)
+        ints = np.rint(vectors * scale).astype(np.int16)
+        return (ints + 128 if kind == "uint8" else ints).tolist()
+    positive = vectors > 0
+    if kind == "bits":
+        return positive.astype(np.int8).tolist()
+    packed = np.packbits(positive, axis=1).astype(np.int16)
+    if kind == "ubinary":
+        return packed.tolist()
+    if kind == "binary":
+        return (packed - 128).tolist()
+    raise ValueError(f"unknown embedding type {kind}")

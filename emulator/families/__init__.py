@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 from ..protocol.errors import validation
+from .ai21 import Jamba, Jurassic2
+from .amazon import Nova, TitanText
 from .anthropic import Anthropic
 from .base import Family, TextFamily
+from .cohere import CohereCommand, CohereCommandR
+from .deepseek import DeepSeek
+from .embeddings import CohereEmbed, CohereEmbedV4, EmbeddingFamily, TitanEmbedV1, TitanEmbedV2
+from .images import ImageFamily, NovaCanvas, StableDiffusionXL, StableImage, TitanImage
+from .meta import Llama
+from .mistral import MistralChat, MistralText
+from .openai import OpenAIChat
 
-_FAMILIES: dict[str, Family] = {f.name: f for f in (Anthropic(),)}
+_FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Anthropic(), TitanText(), Nova(), Llama(), MistralText(), MistralChat(), CohereCommand(), CohereCommandR(),
+        Jurassic2(), Jamba(), DeepSeek(), OpenAIChat(),
+        TitanEmbedV1(), TitanEmbedV2(), CohereEmbed(), CohereEmbedV4(),
+        StableDiffusionXL(), StableImage(), TitanImage(), NovaCanvas(),
+    )
+}
 
 
 def register(family: Family) -> None:
@@ -29,4 +46,4 @@ def text_family(name: str) -> TextFamily:
     return family
 
 
-__all__ = ["Family", "TextFamily", "get", "register", "text_family"]
+__all__ = ["EmbeddingFamily", "Family", "ImageFamily", "TextFamily", "get", "register", "text_family"]

@@ -1,13 +1,21 @@
-"""Anthropic Claude: the Messages body (and its legacy Text Completions form)."""
+"""Anthropic Claude: the Messages body and the legacy Text Completions body (`\\n\\nHuman:` prompts)."""
 
 from __future__ import annotations
 
+import re
 import secrets
+from dataclasses import replace
 
-from ..engine.types import Finished
-from .base import Knobs, TextFamily
+from ..catalog import base_model_id
+from ..engine.scheduler import CONTEXT_EXCEEDED
+from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished, SamplingParams
+from ..protocol.errors import validation
+from . import schema as s
+from .base import Invocation, Knobs, Prompt, TextFamily
+from .prompts import converse_blocks_text, human_assistant_turns
 
 _ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+HUMAN = "\n\nHuman:"
 
 
 def bedrock_id(prefix: str) -> str:
@@ -17,21 +25,122 @@ def bedrock_id(prefix: str) -> str:
 
 def anthropic_model_name(model_id: str) -> str:
     """`us.anthropic.claude-3-haiku-20240307-v1:0` -> `claude-3-haiku-20240307`, the name Claude reports."""
-    from ..catalog import base_model_id
-
     name = base_model_id(model_id).split("/")[-1].removeprefix("anthropic.")
     return name.split("-v")[0] if "-v" in name else name
 
 
+def _anthropic_block(block: dict) -> dict:
+    """An Anthropic content block as the equivalent Converse block, so both APIs render prompts one way."""
+    kind = block.get("type")
+    if kind == "text":
+        return {"text": block.get("text", "")}
+    if kind in ("image", "document"):
+        source = block.get("source") or {}
+        fmt = str(source.get("media_type", "")).split("/")[-1] or "unknown"
+        if source.get("type") == "text":
+            return {"document": {"name": block.get("title", "document"), "format": "txt", "source": {"text": source.get("data", "")}}}
+        inner = {"bytes": source["data"]} if source.get("type") == "base64" and "data" in source else {}
+        if kind == "image":
+            return {"image": {"format": fmt, "source": inner}}
+        return {"document": {"name": block.get("title", "document"), "format": fmt, "source": inner}}
+    if kind == "tool_use":
+        return {"toolUse": {"toolUseId": block.get("id", ""), "name": block.get("name", ""), "input": block.get("input", {})}}
+    if kind == "tool_result":
+        content = block.get("content", [])
+        if isinstance(content, str):
+            content = [{"type": "text", "text": content}]
+        items = [_anthropic_block(item) for item in content if isinstance(item, dict)]
+        status = "error" if block.get("is_error") else "success"
+        return {"toolResult": {"toolUseId": block.get("tool_use_id", ""), "content": items, "status": status}}
+    return {}  # thinking, redacted_thinking and unknown blocks are not part of the visible prompt
+
+
+# Claude 3 and later answer only the Messages API; Claude 2 and Instant answer both.
+_MESSAGES_ONLY = re.compile(r"claude-(?:[3-9]|opus|sonnet|haiku)")
+
+_TEXT_BLOCK = s.Obj({"type": s.Str(), "text": s.Str(), "cache_control": s.AnyValue(), "citations": s.AnyValue()},
+                    required=("type", "text"))
+_BLOCK = s.Obj({"type": s.Str()}, required=("type",), closed=False)
+_MESSAGE = s.Obj(
+    {"role": s.Str(enum=("user", "assistant")), "content": s.OneOf("string", "array")},
+    required=("role", "content"),
+)
+
+
 class Anthropic(TextFamily):
+    """The Messages API body (every Claude model)."""
+
     name = "anthropic"
     knobs = Knobs(max_tokens=("max_tokens",), temperature=("temperature",), top_p=("top_p",), top_k=("top_k",),
                   stop=("stop_sequences",))
     defaults = {"temperature": 1.0, "top_p": 0.999, "top_k": 0}
-    ranges = {"temperature": (0.0, 1.0), "top_p": (0.0, 1.0), "top_k": (0, 500)}
+    ranges = {"temperature": (0, 1), "top_p": (0, 1), "top_k": (0, 500), "max_tokens": (1, None)}
     max_stop_sequences = 8191
+    stop_reasons = {END_TURN: "end_turn", MAX_TOKENS: "max_tokens", STOP_SEQUENCE: "stop_sequence",
+                    CONTEXT_EXCEEDED: CONTEXT_EXCEEDED}
 
-    def native_response(self, result: Finished, model_id: str) -> dict:
+    def build_schema(self) -> s.Spec:
+        return s.Obj(
+            {
+                # Any version string: anthropic-sdk 2.x sends its API date instead of `bedrock-2023-05-31`.
+                "anthropic_version": s.Str(),
+                "anthropic_beta": s.Arr(s.Str()),
+                "max_tokens": self.range_spec("max_tokens", integer=True),
+                "system": s.OneOf("string", "array"),
+                "messages": s.Arr(_MESSAGE),
+                "temperature": self.range_spec("temperature"),
+                "top_p": self.range_spec("top_p"),
+                "top_k": self.range_spec("top_k", integer=True),
+                "stop_sequences": s.Arr(s.Str(), max_items=self.max_stop_sequences),
+                "tools": s.Arr(s.Obj({"name": s.Str()}, required=("name",), closed=False)),
+                "tool_choice": s.Obj({"type": s.Str(enum=("auto", "any", "tool", "none"))}, required=("type",), closed=False),
+                "thinking": s.Obj({"type": s.Str()}, required=("type",), closed=False),
+                "metadata": s.AnyValue(),
+            },
+            required=("anthropic_version", "max_tokens", "messages"),
+        )
+
+    def variant(self, body: dict, model_id: str) -> TextFamily:
+        if "messages" in body or "prompt" not in body:
+            return self
+        name = anthropic_model_name(model_id)
+        if _MESSAGES_ONLY.match(name):
+            raise validation(f'"{name}" is not supported on this API. Please use the Messages API instead.')
+        return ANTHROPIC_COMPLETIONS
+
+    def prompt(self, body: dict) -> Prompt:
+        chat: list[dict] = []
+        system = body.get("system")
+        if isinstance(system, list):
+            system = "\n".join(b.get("text", "") for b in system if isinstance(b, dict) and b.get("type") == "text")
+        if system:
+            chat.append({"role": "system", "content": system})
+        messages = body["messages"]
+        if not messages:
+            raise validation("messages: at least one message is required")
+        for i, message in enumerate(messages):
+            content = message["content"]
+            blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+            for j, block in enumerate(blocks):
+                s.check_at(_TEXT_BLOCK if isinstance(block, dict) and block.get("type") == "text" else _BLOCK,
+                           block, ("messages", i, "content", j))
+            last = i == len(messages) - 1
+            if not blocks and not (last and message["role"] == "assistant"):
+                raise validation("messages: all messages must have non-empty content except for the optional final assistant message")
+            if any(b.get("type") == "text" and not b.get("text") for b in blocks) and not (last and message["role"] == "assistant"):
+                raise validation("messages: text content blocks must be non-empty")
+            text = converse_blocks_text([_anthropic_block(b) for b in blocks])
+            if chat and chat[-1]["role"] == message["role"]:  # consecutive turns of one role are merged, as the API does
+                chat[-1]["content"] += "\n\n" + text
+            else:
+                chat.append({"role": message["role"], "content": text})
+        if chat[-1]["role"] == "assistant":
+            chat[-1]["content"] = chat[-1]["content"].rstrip()  # Claude rejects trailing whitespace in a prefill
+            if not chat[-1]["content"]:
+                chat.pop()
+        return Prompt(messages=chat)
+
+    def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
         return {
             "id": bedrock_id("msg_bdrk_"),
             "type": "message",
@@ -42,3 +151,94 @@ class Anthropic(TextFamily):
             "stop_sequence": result.stop_sequence,
             "usage": {"input_tokens": result.input_tokens, "output_tokens": result.output_tokens},
         }
+
+    def stream_start(self, call: Invocation) -> list[dict]:
+        message = {
+            "id": bedrock_id("msg_bdrk_"),
+            "type": "message",
+            "role": "assistant",
+            "model": anthropic_model_name(call.model_id),
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": call.input_tokens, "output_tokens": 1},
+        }
+        return [
+            {"type": "message_start", "message": message},
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ]
+
+    def stream_delta(self, call: Invocation, text: str) -> list[dict]:
+        return [{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}]
+
+    def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
+        return [
+            {"type": "content_block_stop", "index": 0},
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": self.native_stop_reason(result.stop_reason), "stop_sequence": result.stop_sequence},
+                "usage": {"output_tokens": result.output_tokens},
+            },
+            {"type": "message_stop"},
+        ]
+
+
+class AnthropicCompletions(TextFamily):
+    """The legacy Text Completions body of Claude 2 and Claude Instant."""
+
+    name = "anthropic-completions"
+    knobs = Knobs(max_tokens=("max_tokens_to_sample",), temperature=("temperature",), top_p=("top_p",),
+                  top_k=("top_k",), stop=("stop_sequences",))
+    defaults = {"temperature": 1.0, "top_p": 1.0, "top_k": 250}
+    ranges = {"temperature": (0, 1), "top_p": (0, 1), "top_k": (0, 500), "max_tokens": (1, 4096)}
+    # Claude stops at the next human turn whatever the request says; that is its natural end.
+    stop_reasons = {END_TURN: "stop_sequence", MAX_TOKENS: "max_tokens", STOP_SEQUENCE: "stop_sequence",
+                    CONTEXT_EXCEEDED: "max_tokens"}
+
+    def build_schema(self) -> s.Spec:
+        return s.Obj(
+            {
+                "prompt": s.Str(),
+                "max_tokens_to_sample": self.range_spec("max_tokens", integer=True),
+                "temperature": self.range_spec("temperature"),
+                "top_p": self.range_spec("top_p"),
+                "top_k": self.range_spec("top_k", integer=True),
+                "stop_sequences": s.Arr(s.Str()),
+                "anthropic_version": s.Str(),
+            },
+            required=("prompt", "max_tokens_to_sample"),
+        )
+
+    def prompt(self, body: dict) -> Prompt:
+        turns = human_assistant_turns(body["prompt"])
+        if turns is None or not any(t["role"] == "user" for t in turns):
+            raise validation('Invalid prompt: prompt must start with "\\n\\nHuman:" turn after an optional system prompt')
+        if turns[-1]["role"] != "assistant":
+            raise validation('Invalid prompt: prompt must end with "\\n\\nAssistant:" turn')
+        if not turns[-1]["content"].strip():
+            turns.pop()
+        return Prompt(messages=turns)
+
+    def sampling(self, body: dict, entry) -> SamplingParams:
+        params = super().sampling(body, entry)
+        return replace(params, stop_sequences=(*params.stop_sequences, HUMAN))
+
+    def _stop(self, result: Finished) -> str | None:
+        return HUMAN if result.stop_reason == END_TURN else result.stop_sequence
+
+    def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
+        return {
+            "type": "completion",
+            "completion": result.text,
+            "stop_reason": self.native_stop_reason(result.stop_reason),
+            "stop": self._stop(result),
+        }
+
+    def stream_delta(self, call: Invocation, text: str) -> list[dict]:
+        return [{"completion": text, "stop_reason": None, "stop": None}]
+
+    def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
+        return [{"completion": "", "stop_reason": self.native_stop_reason(result.stop_reason), "stop": self._stop(result)}]
+
+
+ANTHROPIC_COMPLETIONS = AnthropicCompletions()

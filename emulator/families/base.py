@@ -7,12 +7,16 @@ family's parameters, defaults and ranges.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ..catalog import Entry
 from ..engine.types import Finished, SamplingParams
 from ..protocol.errors import BedrockError, malformed_native, validation
+from . import schema
+from .schema import Spec, number_text
 
 Path = tuple[str, ...]
 _MISSING = object()
@@ -55,12 +59,48 @@ class Knobs:
     seed: Path | None = None
 
 
+@dataclass
+class Prompt:
+    """What the local model reads: chat messages for its own chat template, or a raw prompt it continues."""
+
+    messages: list[dict] = field(default_factory=list)  # {"role": system|user|assistant, "content": str}
+    text: str | None = None
+
+
+@dataclass
+class Invocation:
+    """One InvokeModel call as a family's response writers see it."""
+
+    model_id: str
+    body: dict
+    request_id: str
+    input_tokens: int = 0  # known before the first stream chunk is written
+    deltas: int = 0  # text deltas streamed so far
+    latency_ms: int = 0  # set before the reply is built
+    created: int = field(default_factory=lambda: int(time.time()))
+
+
 class Family:
     name: str = ""
     kind: str = "text"  # text | embedding | image
+    streams = False  # whether InvokeModelWithResponseStream serves it
+
+    @cached_property
+    def schema(self) -> Spec:
+        """The JSON schema Bedrock checks this family's InvokeModel body against."""
+        return self.build_schema()
+
+    def build_schema(self) -> Spec:
+        return Spec()
+
+    def validate(self, body: dict) -> None:
+        schema.check(self.schema, body)
 
 
 class TextFamily(Family):
+    streams = True
+    # Extra members Bedrock adds to this family's `amazon-bedrock-invocationMetrics`.
+    metrics_extra: dict[str, int] = {}
     knobs = Knobs()
     # Values used when a request leaves a control out, and the inclusive ranges a native body may use.
     defaults: dict[str, float] = {"max_tokens": 512, "temperature": 1.0, "top_p": 1.0, "top_k": 0}
@@ -86,6 +126,30 @@ class TextFamily(Family):
             put(native, path, inference_config[member])
         return deep_merge(native, additional or {})
 
+    def range_spec(self, name: str, integer: bool = False) -> Spec:
+        """The schema node of a sampling control, from the family's `ranges`."""
+        lo, hi = self.ranges.get(name, (None, None))
+        return schema.Int(lo, hi) if integer else schema.Num(lo, hi)
+
+    def variant(self, body: dict, model_id: str) -> "TextFamily":
+        """The adapter for this body (a family can accept more than one body form, e.g. Claude's two APIs)."""
+        return self
+
+    def canonical(self, body: dict) -> dict:
+        """The body with accepted alternative spellings rewritten to the paths in `knobs`."""
+        return body
+
+    def check_invocation(self, body: dict, model_id: str, streaming: bool) -> None:
+        """Checks that depend on the call rather than the body alone (e.g. gpt-oss's `stream` and `model`)."""
+
+    def prompt(self, body: dict) -> Prompt:
+        """The generation input a validated native body asks for."""
+        raise NotImplementedError
+
+    def choices(self, body: dict) -> int:
+        """How many independent generations the body asks for (Cohere `num_generations`, OpenAI `n`, ...)."""
+        return 1
+
     def _number(self, body: dict, name: str, integer: bool, entry: Entry) -> float | None:
         path = getattr(self.knobs, name)
         value = dig(body, path) if path else _MISSING
@@ -97,13 +161,19 @@ class TextFamily(Family):
             raise malformed_native(f"{pointer}: expected type: {'Integer' if integer else 'Number'}, found: {type(value).__name__}")
         lo, hi = self.ranges.get(name, (None, None))
         if lo is not None and value < lo:
-            raise malformed_native(f"{pointer}: {value} is not greater or equal to {lo}")
+            raise malformed_native(f"{pointer}: {number_text(value)} is not greater or equal to {number_text(lo)}")
         if hi is not None and value > hi:
-            raise malformed_native(f"{pointer}: {value} is not less or equal to {hi}")
+            raise malformed_native(f"{pointer}: {number_text(value)} is not less or equal to {number_text(hi)}")
         return value
 
     def sampling(self, body: dict, entry: Entry) -> SamplingParams:
-        """Read and range-check the sampling controls of a native body, filling the family's defaults."""
+        """Read and range-check the sampling controls of a native body, filling the family's defaults.
+
+        The body may be partial (Converse builds only its sampling part), so required keys are not checked here;
+        every member that is present must still satisfy the family's schema, as on Bedrock.
+        """
+        body = self.canonical(body)
+        schema.check(self.schema, body, require=False)
         max_tokens = self._number(body, "max_tokens", True, entry)
         if max_tokens is None:
             max_tokens = entry.max_output_tokens
@@ -121,7 +191,8 @@ class TextFamily(Family):
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
             raise malformed_native(f"#/{'/'.join(self.knobs.stop or ())}: expected type: JSONArray of strings")
         if self.max_stop_sequences is not None and len(stops) > self.max_stop_sequences:
-            raise malformed_native(f"expected maximum item count: {self.max_stop_sequences}, found: {len(stops)}")
+            pointer = "#/" + "/".join(self.knobs.stop or ())
+            raise malformed_native(f"{pointer}: expected maximum item count: {self.max_stop_sequences}, found: {len(stops)}")
         seed = dig(body, self.knobs.seed) if self.knobs.seed else _MISSING
         temperature = self._number(body, "temperature", False, entry)
         top_p = self._number(body, "top_p", False, entry) if self.knobs.top_p else None
@@ -138,8 +209,26 @@ class TextFamily(Family):
     def native_stop_reason(self, reason: str) -> str:
         return self.stop_reasons.get(reason, reason)
 
-    def native_response(self, result: Finished, model_id: str) -> dict:
-        """The family's native non-streamed response body for a finished generation."""
+    def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
+        """The family's native non-streamed response body for a finished generation.
+
+        `call` is None when Converse asks (for `additionalModelResponseFieldPaths`).
+        """
+        raise NotImplementedError
+
+    def native_responses(self, results: list[Finished], model_id: str, call: Invocation | None = None) -> dict:
+        """The reply for several generations of one request; families with a choices list override it."""
+        return self.native_response(results[0], model_id, call)
+
+    # Native stream chunks. The API layer sends each as it is produced and adds Bedrock's
+    # `amazon-bedrock-invocationMetrics` to the last chunk of `stream_end`.
+    def stream_start(self, call: Invocation) -> list[dict]:
+        return []
+
+    def stream_delta(self, call: Invocation, text: str) -> list[dict]:
+        raise NotImplementedError
+
+    def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
         raise NotImplementedError
 
 

@@ -1,0 +1,45 @@
+"""CountTokens: the input tokens a Converse or InvokeModel request would be billed, counted the same way.
+
+Both forms build the same `Call` their generating operation builds and count it with `Service.prompt_ids` (the
+model's tokenizer and chat template), so a count always equals the `inputTokens` that request reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from .. import families
+from ..families.base import TextFamily
+from ..families.embeddings import EmbeddingFamily
+from ..protocol.errors import validation
+from ..protocol.shapes import decode_blob
+from ..service import SERVICE, Call, Service
+from .common import json_response, validated_json
+from .converse_input import conversation
+from .invoke import native_body, text_call
+
+
+async def count_tokens(request: web.Request, labels: dict) -> web.Response:
+    service: Service = request.app[SERVICE]
+    params = await validated_json(request, "CountTokens", labels)
+    model_id = params["modelId"]
+    entry = service.catalog.lookup(model_id)
+    family = families.get(entry.family)
+    source = params["input"]
+    if "converse" in source:
+        text_family = families.text_family(entry.family)
+        call = Call("CountTokens", model_id, entry, text_family, conversation(source["converse"]))
+        return json_response({"inputTokens": len(await service.prompt_ids(call))})
+    body = native_body(decode_blob(source["invokeModel"]["body"]))
+    if isinstance(family, TextFamily):
+        call, _ = text_call(service, "CountTokens", model_id, entry, family, body, streaming=False)
+        return json_response({"inputTokens": len(await service.prompt_ids(call))})
+    if isinstance(family, EmbeddingFamily):
+        family.validate(body)
+        texts = family.request(body, entry).texts
+        model = service.pool.embedding_model(service.catalog.require_local(entry))
+        counts = await asyncio.to_thread(lambda: [model.count_tokens(text) for text in texts])
+        return json_response({"inputTokens": sum(counts)})
+    raise validation("The provided model doesn't support counting tokens.")

@@ -1,0 +1,202 @@
+"""InvokeModel and InvokeModelWithResponseStream: each family's native body in, its native reply out.
+
+Text families generate through `Service.generate` (the seam scripted responses and faults hook into); each
+`TextDelta` is written as a native chunk the moment it is produced, and Bedrock's
+`amazon-bedrock-invocationMetrics` rides on the last chunk. Embedding and image families answer InvokeModel only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+from aiohttp import web
+
+from .. import families
+from ..catalog import Entry
+from ..engine.types import Failed, Finished, SamplingParams, TextDelta
+from ..families.base import Family, Invocation, TextFamily
+from ..families.embeddings import Embedded, EmbeddingFamily
+from ..families.images import ImageFamily
+from ..protocol.errors import BedrockError, malformed_native, validation
+from ..protocol.shapes import operation, validate_input
+from ..protocol.streaming import EventStreamWriter
+from ..service import SERVICE, Call, Service
+from .common import Stopwatch, json_response
+from .converse import _model_failure as model_failure
+
+# Media types that mean "JSON" on the way in (clients send none, JSON, octet-stream or a wildcard) and out.
+_BODY_TYPES = {"application/json", "application/octet-stream", "*/*", "application/*"}
+_ECHOED = ("X-Amzn-Bedrock-PerformanceConfig-Latency", "X-Amzn-Bedrock-Service-Tier")
+
+
+def _media_types(value: str) -> list[str]:
+    return [part.split(";")[0].strip().lower() for part in value.split(",") if part.strip()]
+
+
+def envelope(request: web.Request, labels: dict, operation_name: str) -> dict:
+    """The operation's header members, checked against the service model (enums, patterns, lengths)."""
+    params = dict(labels)
+    for name, member in operation(operation_name).input_shape.members.items():
+        location = member.serialization
+        if location.get("location") == "header" and location["name"] in request.headers:
+            params[name] = request.headers[location["name"]]
+    validate_input(operation_name, params)
+    content_type = params.get("contentType")
+    if content_type and not set(_media_types(content_type)) & _BODY_TYPES:
+        raise validation("The provided Content Type is invalid or not supported for this model")
+    accept = params.get("accept")
+    if accept and not set(_media_types(accept)) & _BODY_TYPES:
+        raise validation("The provided Accept Type is invalid or not supported for this model")
+    return params
+
+
+def native_body(raw: bytes) -> dict:
+    """The model's JSON body; anything else is the validator's `Malformed input request`."""
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        detail = getattr(exc, "msg", "invalid UTF-8")
+        raise malformed_native(f"#: the request body is not valid JSON ({detail})") from None
+    if not isinstance(body, dict):
+        found = "JSONArray" if isinstance(body, list) else type(body).__name__
+        raise malformed_native(f"#: expected type: JSONObject, found: {found}")
+    return body
+
+
+def text_call(
+    service: Service, operation_name: str, model_id: str, entry: Entry, family: TextFamily, body: dict, streaming: bool
+) -> tuple[Call, SamplingParams]:
+    """Validate a text family's native body and build the generation call it asks for."""
+    family = family.variant(body, model_id)
+    body = family.canonical(body)
+    family.validate(body)
+    family.check_invocation(body, model_id, streaming)
+    prompt = family.prompt(body)
+    params = family.sampling(body, entry)
+    return Call(operation_name, model_id, entry, family, prompt.messages, prompt.text), params
+
+
+def _headers(request: web.Request, extra: dict[str, int]) -> dict[str, str]:
+    headers = {name: request.headers[name] for name in _ECHOED if name in request.headers}
+    return {**headers, **{name: str(value) for name, value in extra.items()}}
+
+
+def _token_headers(input_tokens: int, output_tokens: int, latency_ms: int, family: TextFamily | None = None) -> dict:
+    headers = {
+        "X-Amzn-Bedrock-Input-Token-Count": input_tokens,
+        "X-Amzn-Bedrock-Output-Token-Count": output_tokens,
+        "X-Amzn-Bedrock-Invocation-Latency": latency_ms,
+    }
+    if family is not None and "cacheReadInputTokenCount" in family.metrics_extra:
+        headers["X-Amzn-Bedrock-Cache-Read-Input-Token-Count"] = family.metrics_extra["cacheReadInputTokenCount"]
+        headers["X-Amzn-Bedrock-Cache-Write-Input-Token-Count"] = family.metrics_extra["cacheWriteInputTokenCount"]
+    return headers
+
+
+async def _finished(service: Service, call: Call, params: SamplingParams) -> Finished:
+    async for event in service.generate(call, params):
+        if isinstance(event, Failed):
+            raise model_failure(event.error)
+        if isinstance(event, Finished):
+            return event
+    raise BedrockError("ModelErrorException", "The model returned the following errors: generation ended without a result")
+
+
+async def _resolve(request: web.Request, labels: dict, operation_name: str) -> tuple[Service, str, Entry, Family, dict]:
+    service: Service = request.app[SERVICE]
+    params = envelope(request, labels, operation_name)
+    entry = service.catalog.lookup(params["modelId"])
+    family = families.get(entry.family)
+    if operation_name == "InvokeModelWithResponseStream" and not family.streams:
+        raise validation("The model is unsupported for streaming.")
+    body = native_body(await request.read())
+    return service, params["modelId"], entry, family, body
+
+
+async def invoke_model(request: web.Request, labels: dict) -> web.StreamResponse:
+    clock = Stopwatch()
+    service, model_id, entry, family, body = await _resolve(request, labels, "InvokeModel")
+    if isinstance(family, EmbeddingFamily):
+        reply, input_tokens = await _embed(service, request, entry, family, body)
+        return json_response(reply, _headers(request, _token_headers(input_tokens, 0, clock.ms)))
+    if isinstance(family, ImageFamily):
+        family.validate(body)
+        reply = await asyncio.to_thread(family.render, body)  # PNG encoding is CPU work: off the loop
+        return json_response(reply, _headers(request, {"X-Amzn-Bedrock-Invocation-Latency": clock.ms}))
+    assert isinstance(family, TextFamily)
+    call, params = text_call(service, "InvokeModel", model_id, entry, family, body, streaming=False)
+    count = call.family.choices(body)
+    results = await asyncio.gather(*(_finished(service, call, params) for _ in range(count)))
+    invocation = Invocation(model_id, body, request["request_id"], input_tokens=results[0].input_tokens,
+                            latency_ms=clock.ms)
+    reply = call.family.native_responses(list(results), model_id, invocation)
+    output_tokens = sum(r.output_tokens for r in results)
+    headers = _token_headers(results[0].input_tokens, output_tokens, clock.ms, call.family)
+    return json_response(reply, _headers(request, headers))
+
+
+async def _embed(service: Service, request: web.Request, entry: Entry, family: EmbeddingFamily, body: dict) -> tuple[dict, int]:
+    family.validate(body)
+    wanted = family.request(body, entry)
+    model = service.pool.embedding_model(service.catalog.require_local(entry))
+    counts = await asyncio.to_thread(lambda: [model.count_tokens(text) for text in wanted.texts])
+    family.check_lengths(wanted, counts, model.window)
+    vectors = await model.embed(wanted.texts, normalize=False, keep=wanted.keep)
+    return family.reply(wanted, Embedded(vectors.numpy(), counts), request["request_id"]), sum(counts)
+
+
+def _chunk_payload(chunk: dict) -> dict:
+    data = json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode()
+    return {"bytes": base64.b64encode(data).decode()}
+
+
+async def invoke_model_with_response_stream(request: web.Request, labels: dict) -> web.StreamResponse:
+    clock = Stopwatch()
+    operation_name = "InvokeModelWithResponseStream"
+    service, model_id, entry, family, body = await _resolve(request, labels, operation_name)
+    assert isinstance(family, TextFamily)  # every non-text family answers `streams = False` above
+    call, params = text_call(service, operation_name, model_id, entry, family, body, streaming=True)
+    family = call.family
+    invocation = Invocation(model_id, body, request["request_id"], input_tokens=len(await service.prompt_ids(call)))
+    events = service.generate(call, params)
+    # Everything that can fail before the model's first token is still an ordinary HTTP error.
+    event = await anext(events)
+    if isinstance(event, Failed):
+        raise model_failure(event.error)
+    stream = EventStreamWriter(request, headers=_headers(request, {"X-Amzn-Bedrock-Content-Type": "application/json"}))
+    first_byte_ms: int | None = None
+
+    async def send(chunks: list[dict], metrics: dict | None = None) -> None:
+        nonlocal first_byte_ms
+        for i, chunk in enumerate(chunks):
+            if metrics is not None and i == len(chunks) - 1:
+                chunk = {**chunk, "amazon-bedrock-invocationMetrics": metrics}
+            if first_byte_ms is None:
+                first_byte_ms = clock.ms
+            await stream.event("chunk", _chunk_payload(chunk))
+
+    await send(family.stream_start(invocation))
+    while True:
+        if isinstance(event, TextDelta):
+            await send(family.stream_delta(invocation, event.text))
+            invocation.deltas += 1
+        elif isinstance(event, Failed):
+            error = model_failure(event.error)
+            if error.code == "ModelErrorException":
+                error = BedrockError("ModelStreamErrorException", error.message, originalStatusCode=424,
+                                     originalMessage=error.message)
+            await stream.exception(error)
+            return await stream.finish()
+        elif isinstance(event, Finished):
+            metrics = {
+                "inputTokenCount": event.input_tokens,
+                "outputTokenCount": event.output_tokens,
+                "invocationLatency": clock.ms,
+                "firstByteLatency": first_byte_ms if first_byte_ms is not None else clock.ms,
+                **family.metrics_extra,
+            }
+            await send(family.stream_end(invocation, event), metrics)
+            return await stream.finish()
+        event = await anext(events)

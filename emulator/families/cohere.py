@@ -1,0 +1,162 @@
+"""Cohere's text families: Command (legacy `prompt` body) and Command R / R+ (`message` + `chat_history`)."""
+
+from __future__ import annotations
+
+import uuid
+
+from ..engine.scheduler import CONTEXT_EXCEEDED
+from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished
+from ..protocol.errors import validation
+from . import schema as s
+from .base import Invocation, Knobs, Prompt, TextFamily
+from .prompts import instruction
+
+_REASONS = {END_TURN: "COMPLETE", STOP_SEQUENCE: "COMPLETE", MAX_TOKENS: "MAX_TOKENS", CONTEXT_EXCEEDED: "MAX_TOKENS"}
+
+
+def _derived_id(call: Invocation | None, salt: str) -> str:
+    """A stable UUID per request (the same id in every chunk of one stream)."""
+    seed = call.request_id if call else "converse"
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{seed}/{salt}"))
+
+
+class CohereCommand(TextFamily):
+    name = "cohere-command"
+    knobs = Knobs(max_tokens=("max_tokens",), temperature=("temperature",), top_p=("p",), top_k=("k",),
+                  stop=("stop_sequences",))
+    defaults = {"max_tokens": 20, "temperature": 0.9, "top_p": 0.75, "top_k": 0}
+    ranges = {"temperature": (0, 5), "top_p": (0, 1), "top_k": (0, 500), "max_tokens": (1, 4096), "n": (1, 5)}
+    max_stop_sequences = 4
+    stop_reasons = _REASONS
+
+    def build_schema(self) -> s.Spec:
+        return s.Obj(
+            {
+                "prompt": s.Str(),
+                "max_tokens": self.range_spec("max_tokens", integer=True),
+                "temperature": self.range_spec("temperature"),
+                "p": self.range_spec("top_p"),
+                "k": self.range_spec("top_k", integer=True),
+                "stop_sequences": s.Arr(s.Str(), max_items=self.max_stop_sequences),
+                "return_likelihoods": s.Str(enum=("GENERATION", "ALL", "NONE")),
+                "stream": s.Bool(),
+                "num_generations": self.range_spec("n", integer=True),
+                "logit_bias": s.Obj(closed=False),
+                "truncate": s.Str(enum=("NONE", "START", "END")),
+            },
+            required=("prompt",),
+        )
+
+    def prompt(self, body: dict) -> Prompt:
+        return Prompt(messages=instruction(body["prompt"]))
+
+    def choices(self, body: dict) -> int:
+        return int(body.get("num_generations", 1))
+
+    def check_invocation(self, body: dict, model_id: str, streaming: bool) -> None:
+        if streaming and self.choices(body) > 1:
+            raise validation("The emulator streams one generation per request; set num_generations to 1 to stream.")
+
+    def native_responses(self, results: list[Finished], model_id: str, call: Invocation | None = None) -> dict:
+        # The top-level id is the request id; likelihoods are not computed by the local engine.
+        return {
+            "id": call.request_id if call else _derived_id(call, "id"),
+            "generations": [
+                {"id": _derived_id(call, f"generation/{i}"), "text": r.text,
+                 "finish_reason": self.native_stop_reason(r.stop_reason)}
+                for i, r in enumerate(results)
+            ],
+            "prompt": call.body.get("prompt", "") if call else "",
+        }
+
+    def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
+        return self.native_responses([result], model_id, call)
+
+    def stream_delta(self, call: Invocation, text: str) -> list[dict]:
+        return [{"text": text, "is_finished": False}]
+
+    def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
+        return [{"is_finished": True, "finish_reason": self.native_stop_reason(result.stop_reason)}]
+
+
+_HISTORY_ROLES = {"USER": "user", "CHATBOT": "assistant", "SYSTEM": "system", "TOOL": "user"}
+
+
+class CohereCommandR(TextFamily):
+    name = "cohere-command-r"
+    knobs = Knobs(max_tokens=("max_tokens",), temperature=("temperature",), top_p=("p",), top_k=("k",),
+                  stop=("stop_sequences",), seed=("seed",))
+    defaults = {"temperature": 0.3, "top_p": 0.75, "top_k": 0}
+    ranges = {"temperature": (0, 1), "top_p": (0.01, 0.99), "top_k": (0, 500), "max_tokens": (1, 4000)}
+    max_stop_sequences = 5
+    stop_reasons = _REASONS
+
+    def build_schema(self) -> s.Spec:
+        turn = s.Obj({"role": s.Str(enum=tuple(_HISTORY_ROLES)), "message": s.Str()}, required=("role",), closed=False)
+        return s.Obj(
+            {
+                "message": s.Str(),
+                "chat_history": s.Arr(turn),
+                "documents": s.Arr(s.Obj(closed=False)),
+                "search_queries_only": s.Bool(),
+                "preamble": s.Str(),
+                "max_tokens": self.range_spec("max_tokens", integer=True),
+                "temperature": self.range_spec("temperature"),
+                "p": self.range_spec("top_p"),
+                "k": self.range_spec("top_k", integer=True),
+                "prompt_truncation": s.Str(enum=("OFF", "AUTO_PRESERVE_ORDER")),
+                "frequency_penalty": s.Num(0, 1),
+                "presence_penalty": s.Num(0, 1),
+                "seed": s.Int(),
+                "return_prompt": s.Bool(),
+                "tools": s.Arr(s.Obj(closed=False)),
+                "tool_results": s.Arr(s.Obj(closed=False)),
+                "stop_sequences": s.Arr(s.Str(), max_items=self.max_stop_sequences),
+                "raw_prompting": s.Bool(),
+            },
+            required=("message",),
+        )
+
+    def prompt(self, body: dict) -> Prompt:
+        chat: list[dict] = []
+        if body.get("preamble"):
+            chat.append({"role": "system", "content": body["preamble"]})
+        for turn in body.get("chat_history") or []:
+            chat.append({"role": _HISTORY_ROLES[turn["role"]], "content": turn.get("message", "")})
+        message = body["message"]
+        documents = body.get("documents") or []
+        if documents:
+            rendered = "\n\n".join(
+                "\n".join(f"{key}: {value}" for key, value in doc.items()) for doc in documents
+            )
+            message = f"{message}\n\n[documents]\n{rendered}"
+        chat.append({"role": "user", "content": message})
+        return Prompt(messages=chat)
+
+    def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
+        body = call.body if call else {}
+        history = [*(body.get("chat_history") or []), {"role": "USER", "message": body.get("message", "")},
+                   {"role": "CHATBOT", "message": result.text}]
+        tokens = {"input_tokens": result.input_tokens, "output_tokens": result.output_tokens}
+        return {
+            "response_id": _derived_id(call, "response"),
+            "text": result.text,
+            "generation_id": _derived_id(call, "generation"),
+            "chat_history": history,
+            "finish_reason": self.native_stop_reason(result.stop_reason),
+            "meta": {"api_version": {"version": "1"}, "billed_units": tokens, "tokens": tokens},
+        }
+
+    def stream_start(self, call: Invocation) -> list[dict]:
+        return [{"is_finished": False, "event_type": "stream-start", "generation_id": _derived_id(call, "generation")}]
+
+    def stream_delta(self, call: Invocation, text: str) -> list[dict]:
+        return [{"is_finished": False, "event_type": "text-generation", "text": text}]
+
+    def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
+        return [{
+            "is_finished": True,
+            "event_type": "stream-end",
+            "finish_reason": self.native_stop_reason(result.stop_reason),
+            "response": self.native_response(result, call.model_id, call),
+        }]

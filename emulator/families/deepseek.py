@@ -1,0 +1,46 @@
+"""DeepSeek-R1: a `prompt` in DeepSeek's chat markup (or plain text), replies as `choices[{text, stop_reason}]`."""
+
+from __future__ import annotations
+
+from ..engine.scheduler import CONTEXT_EXCEEDED
+from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished
+from . import schema as s
+from .base import Invocation, Knobs, Prompt, TextFamily
+from .prompts import completion_prompt
+
+
+class DeepSeek(TextFamily):
+    name = "deepseek"
+    knobs = Knobs(max_tokens=("max_tokens",), temperature=("temperature",), top_p=("top_p",), top_k=None,
+                  stop=("stop",))
+    defaults = {"temperature": 1.0, "top_p": 1.0}
+    ranges = {"temperature": (0, 1), "top_p": (0, 1), "max_tokens": (1, 32768)}
+    max_stop_sequences = 10
+    stop_reasons = {END_TURN: "stop", STOP_SEQUENCE: "stop", MAX_TOKENS: "length", CONTEXT_EXCEEDED: "length"}
+
+    def build_schema(self) -> s.Spec:
+        return s.Obj(
+            {
+                "prompt": s.Str(),
+                "temperature": self.range_spec("temperature"),
+                "top_p": self.range_spec("top_p"),
+                "max_tokens": self.range_spec("max_tokens", integer=True),
+                "stop": s.Arr(s.Str(), max_items=self.max_stop_sequences),
+            },
+            required=("prompt",),
+        )
+
+    def prompt(self, body: dict) -> Prompt:
+        return completion_prompt(body["prompt"])
+
+    def _choice(self, text: str, reason: str | None) -> dict:
+        return {"choices": [{"text": text, "stop_reason": reason}]}
+
+    def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
+        return self._choice(result.text, self.native_stop_reason(result.stop_reason))
+
+    def stream_delta(self, call: Invocation, text: str) -> list[dict]:
+        return [self._choice(text, None)]
+
+    def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
+        return [self._choice("", self.native_stop_reason(result.stop_reason))]

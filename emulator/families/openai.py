@@ -1,0 +1,115 @@
+"""OpenAI-style chat bodies: gpt-oss (and the base for AI21 Jamba and Mistral's chat form)."""
+
+from __future__ import annotations
+
+from ..catalog import base_model_id
+from ..engine.scheduler import CONTEXT_EXCEEDED
+from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished
+from ..protocol.errors import validation
+from . import schema as s
+from .base import Invocation, Knobs, Prompt, TextFamily
+from .prompts import openai_messages
+
+_ROLES = ("system", "developer", "user", "assistant", "tool")
+
+
+class OpenAIChat(TextFamily):
+    """`openai.gpt-oss-*`: an OpenAI *Create chat completion* request and a `chat.completion` reply."""
+
+    name = "openai"
+    knobs = Knobs(max_tokens=("max_completion_tokens",), temperature=("temperature",), top_p=("top_p",), top_k=None,
+                  stop=("stop",), seed=("seed",))
+    defaults = {"temperature": 1.0, "top_p": 1.0}
+    ranges = {"temperature": (0, 2), "top_p": (0, 1), "max_tokens": (1, None), "n": (1, 128)}
+    max_stop_sequences = 4
+    stop_reasons = {END_TURN: "stop", STOP_SEQUENCE: "stop", MAX_TOKENS: "length", CONTEXT_EXCEEDED: "length"}
+    roles = _ROLES
+    # Members accepted and passed over (the local model has no use for them).
+    extra_members = ("frequency_penalty", "presence_penalty", "logprobs", "top_logprobs", "user", "tools",
+                     "tool_choice", "response_format", "reasoning_effort", "stream_options", "parallel_tool_calls",
+                     "logit_bias", "metadata", "store", "service_tier", "include_reasoning")
+
+    def build_schema(self) -> s.Spec:
+        message = s.Obj({"role": s.Str(enum=self.roles)}, required=("role",), closed=False)
+        members = {
+            "messages": s.Arr(message, min_items=1),
+            "max_completion_tokens": self.range_spec("max_tokens", integer=True),
+            "max_tokens": self.range_spec("max_tokens", integer=True),
+            "temperature": self.range_spec("temperature"),
+            "top_p": self.range_spec("top_p"),
+            "stop": s.OneOf("string", "array"),
+            "n": self.range_spec("n", integer=True),
+            "seed": s.Int(),
+            "stream": s.Bool(),
+            "model": s.Str(),
+            **{key: s.AnyValue() for key in self.extra_members},
+        }
+        return s.Obj(members, required=("messages",))
+
+    def canonical(self, body: dict) -> dict:
+        body = dict(body)
+        if "max_tokens" in body and self.knobs.max_tokens == ("max_completion_tokens",):
+            body.setdefault("max_completion_tokens", body.pop("max_tokens"))
+        if isinstance(body.get("stop"), str):
+            body["stop"] = [body["stop"]]
+        return body
+
+    def check_invocation(self, body: dict, model_id: str, streaming: bool) -> None:
+        # `stream` must agree with the operation, and `model` with the URL; leaving either out fills it in.
+        if "stream" in body and body["stream"] is not streaming:
+            operation = "InvokeModelWithResponseStream" if streaming else "InvokeModel"
+            raise validation(f"The stream parameter must be {str(streaming).lower()} for {operation}.")
+        if "model" in body and body["model"] not in (model_id, base_model_id(model_id)):
+            raise validation(f"The model parameter {body['model']} does not match the model ID {model_id} in the request path.")
+
+    def choices(self, body: dict) -> int:
+        return int(body.get("n", 1))
+
+    def prompt(self, body: dict) -> Prompt:
+        return Prompt(messages=openai_messages(body["messages"]))
+
+    # --- replies -----------------------------------------------------------------------------------------------
+    def reply_model(self, model_id: str) -> str:
+        return base_model_id(model_id)
+
+    def completion_id(self, call: Invocation | None) -> str:
+        return "chatcmpl-" + (call.request_id.replace("-", "")[:24] if call else "0" * 24)
+
+    def usage(self, input_tokens: int, output_tokens: int) -> dict:
+        return {"prompt_tokens": input_tokens, "completion_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
+
+    def reply_choice(self, index: int, result: Finished) -> dict:
+        return {"index": index, "message": {"role": "assistant", "content": result.text},
+                "finish_reason": self.native_stop_reason(result.stop_reason)}
+
+    def native_responses(self, results: list[Finished], model_id: str, call: Invocation | None = None) -> dict:
+        return {
+            "id": self.completion_id(call),
+            "object": "chat.completion",
+            "created": call.created if call else 0,
+            "model": self.reply_model(model_id),
+            "choices": [self.reply_choice(i, r) for i, r in enumerate(results)],
+            "usage": self.usage(results[0].input_tokens, sum(r.output_tokens for r in results)),
+        }
+
+    def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
+        return self.native_responses([result], model_id, call)
+
+    def chunk_choice(self, text: str | None, reason: str | None, first: bool) -> dict:
+        delta = {"role": "assistant", "content": text} if first else ({"content": text} if text is not None else {})
+        return {"index": 0, "delta": delta, "finish_reason": reason}
+
+    def chunk(self, call: Invocation, choice: dict, **extra) -> dict:
+        return {"id": self.completion_id(call), "object": "chat.completion.chunk", "created": call.created,
+                "model": self.reply_model(call.model_id), "choices": [choice], **extra}
+
+    def stream_start(self, call: Invocation) -> list[dict]:
+        return [self.chunk(call, self.chunk_choice("", None, first=True))]
+
+    def stream_delta(self, call: Invocation, text: str) -> list[dict]:
+        return [self.chunk(call, self.chunk_choice(text, None, first=False))]
+
+    def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
+        reason = self.native_stop_reason(result.stop_reason)
+        return [self.chunk(call, self.chunk_choice(None, reason, first=False),
+                           usage=self.usage(result.input_tokens, result.output_tokens))]
