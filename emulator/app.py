@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .api import admin, converse, guardrail, health
+from .api import admin, converse, count_tokens, guardrail, health, invoke
 from .catalog import Catalog
 from .engine.pool import ModelPool
 from .engine.sources import default_cache_dir
@@ -31,6 +31,9 @@ OPERATIONS: dict[str, Handler] = {
     "Converse": converse.converse,
     "ConverseStream": converse.converse_stream,
     "ApplyGuardrail": guardrail.apply_guardrail,
+    "InvokeModel": invoke.invoke_model,
+    "InvokeModelWithResponseStream": invoke.invoke_model_with_response_stream,
+    "CountTokens": count_tokens.count_tokens,
 }
 
 
