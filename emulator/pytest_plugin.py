@@ -2,8 +2,8 @@
 
 Fixtures:
 - `bedrock_emulator`: an `EmulatorAdmin` for the emulator (`.url`, `.script()`, `.fail()`, `.slow()`,
-  `.set_rate_limits()`, `.invocations()`, `.boto3_client()`), reset before each test so no rule, fault or log
-  entry leaks from one test into the next.
+  `.set_rate_limits()`, `.invocations()`, `.boto3_client()`), reset before and after each test so no rule,
+  fault or log entry leaks from one test into the next.
 - `bedrock_client`: a boto3 `bedrock-runtime` client pointed at it (dummy credentials, us-east-1, boto3's
   standard retries as in production).
 - `bedrock_env`: sets `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`, dummy credentials and region for the test, so code that
@@ -73,11 +73,12 @@ def bedrock_emulator_server(request: pytest.FixtureRequest):
 
 
 @pytest.fixture
-def bedrock_emulator(bedrock_emulator_server: str) -> EmulatorAdmin:
-    """Script responses, inject faults, read the invocation log; reset before each test."""
+def bedrock_emulator(bedrock_emulator_server: str):
+    """Script responses, inject faults, read the invocation log; reset before and after each test."""
     admin = EmulatorAdmin(bedrock_emulator_server)
     admin.reset()
-    return admin
+    yield admin
+    admin.reset()  # also leaves a shared server clean for tests that do not use this fixture
 
 
 @pytest.fixture

@@ -20,6 +20,12 @@ def server():
     srv.stop()
 
 
+@pytest.fixture(scope="session")
+def bedrock_emulator_server(server):
+    """Our own pytest plugin's fixtures (`bedrock_emulator`, `bedrock_client`) reuse the session's server."""
+    return server.url
+
+
 def make_client(url: str, **config):
     return boto3.client(
         "bedrock-runtime",
