@@ -60,6 +60,9 @@ class Scheduler:
     def __init__(self, model: TextModel) -> None:
         self._model = model
         self._incoming: queue.SimpleQueue[_Sequence] = queue.SimpleQueue()
+        # Read-only views for tests and diagnostics (written only by the generation thread).
+        self.active_sequences = 0
+        self.steps_taken = 0
         self._thread = threading.Thread(target=self._run, name=f"generate-{model.name}", daemon=True)
         self._thread.start()
 
@@ -82,12 +85,14 @@ class Scheduler:
                         continue
                     try:
                         done = self._step(seq)
+                        self.steps_taken += 1
                     except Exception as exc:  # reported to the request, never fatal to the thread
                         log.exception("generation failed")
                         seq.sink(Failed(exc))
                         done = True
                     if done:
                         active.remove(seq)
+                self.active_sequences = len(active)
 
     def _step(self, seq: _Sequence) -> bool:
         """Advance one token; return True when the sequence is finished."""
@@ -138,6 +143,16 @@ class TextEngine:
     def __init__(self, model: TextModel) -> None:
         self.model = model
         self._scheduler = Scheduler(model)
+
+    @property
+    def active_sequences(self) -> int:
+        """Sequences the generation thread is advancing (a cancelled one leaves at its next turn)."""
+        return self._scheduler.active_sequences
+
+    @property
+    def steps_taken(self) -> int:
+        """Model steps (one token each) taken since start, across all sequences."""
+        return self._scheduler.steps_taken
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
         loop = asyncio.get_running_loop()
