@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
 from aiohttp import web
 
-from ..engine.types import Failed, Finished, TextDelta
+from ..engine.types import Event, Failed, Finished, TextDelta
 from ..protocol.errors import BedrockError
 from ..protocol.streaming import EventStreamWriter
 from ..service import SERVICE, Call, Service
@@ -28,6 +31,11 @@ def _echoed(params: dict) -> dict:
 async def _prepare(request: web.Request, operation: str, labels: dict) -> tuple[Service, Call, dict, object]:
     service: Service = request.app[SERVICE]
     params = await validated_json(request, operation, labels)
+    additional = params.get("additionalModelRequestFields")
+    if additional is not None and not isinstance(additional, dict):  # a Document: any JSON passes the shape check
+        raise BedrockError(
+            "ValidationException", "The additionalModelRequestFields value must be a JSON object. Reformat it and try again."
+        )
     entry, family = service.resolve_text(params["modelId"])
     messages = conversation(params)
     check_pointers(params.get("additionalModelResponseFieldPaths"))
@@ -47,11 +55,13 @@ async def converse(request: web.Request, labels: dict) -> web.StreamResponse:
     clock = Stopwatch()
     service, call, params, sampling = await _prepare(request, "Converse", labels)
     result: Finished | None = None
-    async for event in service.generate(call, sampling):
-        if isinstance(event, Failed):
-            raise _model_failure(event.error)
-        if isinstance(event, Finished):
-            result = event
+    # aclosing: however the handler ends (an error, or a client that went away), the generation stops now.
+    async with aclosing(service.generate(call, sampling)) as events:
+        async for event in events:
+            if isinstance(event, Failed):
+                raise _model_failure(event.error)
+            if isinstance(event, Finished):
+                result = event
     assert result is not None
     reply = {
         "output": {"message": {"role": "assistant", "content": [{"text": result.text}]}},
@@ -69,7 +79,13 @@ async def converse(request: web.Request, labels: dict) -> web.StreamResponse:
 async def converse_stream(request: web.Request, labels: dict) -> web.StreamResponse:
     clock = Stopwatch()
     service, call, params, sampling = await _prepare(request, "ConverseStream", labels)
-    events = service.generate(call, sampling)
+    async with aclosing(service.generate(call, sampling)) as events:
+        return await _stream_reply(request, events, call, params, clock)
+
+
+async def _stream_reply(
+    request: web.Request, events: AsyncIterator[Event], call: Call, params: dict, clock: Stopwatch
+) -> web.StreamResponse:
     # Everything that can fail before the model's first token is still an ordinary HTTP error.
     first = await anext(events)
     if isinstance(first, Failed):

@@ -8,6 +8,7 @@ import uuid
 from aiohttp import web
 
 from .errors import BedrockError
+from .streaming import STREAM_WRITER
 
 log = logging.getLogger("emulator.http")
 
@@ -20,7 +21,7 @@ async def errors_as_bedrock(request: web.Request, handler) -> web.StreamResponse
     try:
         return await handler(request)
     except BedrockError as error:
-        return error.response()
+        return await _answer(request, error)
     except web.HTTPRequestEntityTooLarge:
         return BedrockError("ValidationException", "The request body exceeds the maximum size of 25000000 bytes.").response()
     except web.HTTPException:
@@ -30,7 +31,16 @@ async def errors_as_bedrock(request: web.Request, handler) -> web.StreamResponse
         raise
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
-        return BedrockError("InternalServerException").response()
+        return await _answer(request, BedrockError("InternalServerException"))
+
+
+async def _answer(request: web.Request, error: BedrockError) -> web.StreamResponse:
+    """An HTTP error response; once a stream has sent its first byte, an in-stream exception that ends it."""
+    stream = request.get(STREAM_WRITER)
+    if stream is not None and stream.started:
+        await stream.exception(error)
+        return await stream.finish()
+    return error.response()
 
 
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:

@@ -52,6 +52,8 @@ class _Checker:
         self.errors.append(f"Value{shown} at '{path}' failed to satisfy constraint: Member must {constraint}")
 
     def check(self, shape: Shape, value: object, path: str) -> None:
+        if value is None:  # a JSON null inside a list or map; absent structure members are never checked
+            return self.fail(shape, None, path, "not be null")
         kind = shape.type_name
         if kind == "structure":
             self._structure(shape, value, path)
@@ -102,7 +104,8 @@ class _Checker:
         for name in shape.required_members:
             if value.get(name) is None:
                 self.fail(shape.members[name], None, prefix + name, "not be null")
-        present = [k for k, v in value.items() if k in shape.members and v is not None]
+        # The service model's member order, so a request with several errors always lists them the same way.
+        present = [name for name in shape.members if value.get(name) is not None]
         for name in present:
             self.check(shape.members[name], value[name], prefix + name)
         if shape.metadata.get("union") and len(present) != 1:
@@ -159,6 +162,11 @@ def decode_blob(value: str) -> bytes:
     return base64.b64decode(value)
 
 
+def _not_json(name: str) -> None:
+    """Python's json accepts NaN and Infinity; JSON (and Bedrock) does not."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def check_json_body(body: bytes) -> dict:
     """Parse a JSON request body; anything but a JSON object is a ValidationException, never a 500."""
     try:
@@ -168,9 +176,11 @@ def check_json_body(body: bytes) -> dict:
     if not text.strip():
         return {}
     try:
-        parsed = json.loads(text)
+        parsed = json.loads(text, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         raise BedrockError("ValidationException", f"Malformed request body: invalid JSON ({exc.msg} at position {exc.pos}).") from None
+    except ValueError as exc:
+        raise BedrockError("ValidationException", f"Malformed request body: invalid JSON ({exc}).") from None
     if not isinstance(parsed, dict):
         raise BedrockError("ValidationException", "Malformed request body: expected a JSON object.")
     return parsed

@@ -11,6 +11,9 @@ CONTENT_TYPE = "application/vnd.amazon.eventstream"
 # A request key: a callable (message type, event or exception member, payload) that sees every frame sent
 # (the invocation log sets it).
 STREAM_TAP = "eventstream_tap"
+# A request key: the request's EventStreamWriter, so an error raised after the first byte still reaches the
+# client as an in-stream exception (see middleware.errors_as_bedrock).
+STREAM_WRITER = "eventstream_writer"
 
 
 class EventStreamWriter:
@@ -22,6 +25,7 @@ class EventStreamWriter:
         self._response.enable_chunked_encoding()
         self.events_sent = 0
         self._tap = request.get(STREAM_TAP)
+        request[STREAM_WRITER] = self
 
     @property
     def started(self) -> bool:
