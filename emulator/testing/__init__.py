@@ -35,6 +35,8 @@ _CURRENT: ContextVar["_Active | None"] = ContextVar("emulator_invocation", defau
 
 @dataclass
 class TestKitConfig:
+    __test__ = False  # not a pytest test class, despite the name
+
     fixtures_dir: Path | None = None
     require_fixture_match: bool = False
     invocation_log_path: Path | None = None

@@ -102,7 +102,9 @@ class Invocation:
             self.first_byte_ms = self.elapsed_ms
 
     def tokens(self, input_tokens: int, output_tokens: int) -> None:
-        self.input_tokens, self.output_tokens = input_tokens, output_tokens
+        """One finished generation; a request for several choices (InvokeModel `n`) adds up their output."""
+        self.input_tokens = input_tokens
+        self.output_tokens = (self.output_tokens or 0) + output_tokens
 
     def stream_frame(self, message_type: str, name: str, payload: dict) -> None:
         """Called for every event-stream frame sent (see `protocol.streaming.STREAM_TAP`)."""
