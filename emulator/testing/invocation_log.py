@@ -44,6 +44,16 @@ def _parsed(body: bytes) -> Any:
             return base64.b64encode(body).decode()
 
 
+def _stream_event(name: str, payload: dict) -> Any:
+    """A stream frame as logged: a chunk's decoded JSON, else `{member: payload}` without the padding `p`."""
+    if name == "chunk" and "bytes" in payload:
+        try:
+            return _parsed(base64.b64decode(payload["bytes"]))
+        except (binascii.Error, ValueError):
+            pass
+    return {name: {key: value for key, value in payload.items() if key != "p"}}
+
+
 def _int_header(response: web.StreamResponse, name: str) -> int | None:
     value = response.headers.get(name)
     return int(value) if value is not None and value.isdigit() else None
@@ -56,7 +66,7 @@ class Invocation:
     model_id: str | None
     region: str
     input_content_type: str | None
-    request_body: Any
+    raw_request: bytes  # bodies are kept raw and decoded only when the log is read: no cost per request
     attempt: int | None
     sdk_invocation_id: str | None
     timestamp: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
@@ -65,8 +75,8 @@ class Invocation:
     error: BedrockError | None = None
     error_in_stream: bool = False
     output_content_type: str | None = None
-    response_body: Any = None
-    stream_events: list | None = None
+    raw_response: bytes | None = None
+    frames: list[tuple[str, dict]] | None = None  # (event or exception member, payload) for streams
     input_tokens: int | None = None
     output_tokens: int | None = None
     first_byte_ms: int | None = None
@@ -84,7 +94,7 @@ class Invocation:
             model_id=model_id,
             region=region.group(1) if region else "us-east-1",
             input_content_type=request.headers.get("Content-Type"),
-            request_body=_parsed(await request.read()),
+            raw_request=await request.read(),
             attempt=int(attempt.group(1)) if attempt else None,
             sdk_invocation_id=request.headers.get("amz-sdk-invocation-id"),
         )
@@ -108,35 +118,44 @@ class Invocation:
 
     def stream_frame(self, message_type: str, name: str, payload: dict) -> None:
         """Called for every event-stream frame sent (see `protocol.streaming.STREAM_TAP`)."""
-        if self.stream_events is None:
-            self.stream_events = []
+        if self.frames is None:
+            self.frames = []
         if message_type == "exception":
             self.error = BedrockError(name[0].upper() + name[1:], payload.get("message"))
             self.error_in_stream = True
-        if name == "chunk" and "bytes" in payload:
-            try:
-                self.stream_events.append(_parsed(base64.b64decode(payload["bytes"])))
-                return
-            except (binascii.Error, ValueError):
-                pass
-        self.stream_events.append({name: {k: v for k, v in payload.items() if k != "p"}})
+        self.frames.append((name, payload))
 
     def answered(self, response: web.StreamResponse) -> None:
         self.status = response.status
         self.output_content_type = response.headers.get("X-Amzn-Bedrock-Content-Type") or response.content_type
-        if self.stream_events is None and isinstance(response, web.Response) and isinstance(response.body, bytes):
-            self.response_body = _parsed(response.body)
+        if self.frames is None and isinstance(response, web.Response) and isinstance(response.body, bytes):
+            self.raw_response = response.body
         if self.input_tokens is None:  # operations that do not generate (e.g. embeddings) report them in headers
             self.input_tokens = _int_header(response, "X-Amzn-Bedrock-Input-Token-Count")
             self.output_tokens = _int_header(response, "X-Amzn-Bedrock-Output-Token-Count")
 
     def failed(self, error: BedrockError) -> None:
-        self.error, self.status = error, error.status
+        self.error = error
+        if self.frames is None:
+            self.status = error.status
+        else:  # the stream had begun: the client gets a 200 and the error as an in-stream exception
+            self.status, self.error_in_stream = 200, True
 
     def done(self) -> None:
         self.latency_ms = self.elapsed_ms
         if self.first_byte_ms is None:
             self.first_byte_ms = self.latency_ms
+
+    @property
+    def request_body(self) -> Any:
+        return _parsed(self.raw_request)
+
+    @property
+    def response_body(self) -> Any:
+        """The JSON body returned, or for a stream the events sent (each chunk's decoded JSON for ResponseStream)."""
+        if self.frames is None:
+            return _parsed(self.raw_response or b"")
+        return [_stream_event(name, payload) for name, payload in self.frames]
 
     def view(self) -> dict:
         """The entry `GET /_emulator/invocations` returns."""
@@ -147,7 +166,7 @@ class Invocation:
             "modelId": self.model_id,
             "request": self.request_body,
             "status": self.status,
-            "response": self.stream_events if self.stream_events is not None else self.response_body,
+            "response": self.response_body,
             "error": None if self.error is None else
             {"code": self.error.code, "message": self.error.message, "inStream": self.error_in_stream},
             "inputTokens": self.input_tokens,
@@ -180,7 +199,7 @@ class Invocation:
         if self.error is None or self.error_in_stream:
             record["output"] = {
                 "outputContentType": self.output_content_type or "application/json",
-                "outputBodyJson": self.stream_events if self.stream_events is not None else self.response_body,
+                "outputBodyJson": self.response_body,
                 "outputTokenCount": self.output_tokens or 0,
             }
         if self.error is not None:

@@ -213,9 +213,13 @@ class RuleBook:
     def __init__(self, directory: Path | None = None) -> None:
         self._ids = itertools.count(1)
         self._added: list[LoadedRule] = []
-        self._files: list[LoadedRule] = []
+        self._loaded_files: list[LoadedRule] = []
         for path in rule_files(directory) if directory is not None else []:
-            self._files += [self._loaded(rule, str(path)) for rule in load_file(path)]
+            self._loaded_files += [self._loaded(rule, str(path)) for rule in load_file(path)]
+        self._files = self._fresh_file_rules()
+
+    def _fresh_file_rules(self) -> list[LoadedRule]:
+        return [LoadedRule(r.id, r.rule, r.source) for r in self._loaded_files]
 
     def _loaded(self, rule: Rule, source: str) -> LoadedRule:
         return LoadedRule(f"rule-{next(self._ids)}", rule, source)
@@ -244,9 +248,9 @@ class RuleBook:
         self._added.clear()
 
     def reset(self) -> None:
+        """Run-time rules gone; file rules back as loaded (unused, removed ones restored)."""
         self.clear()
-        for loaded in self._files:
-            loaded.used = 0
+        self._files = self._fresh_file_rules()
 
     def views(self) -> list[dict]:
         return [r.view() for r in itertools.chain(self._added, self._files)]
