@@ -6,6 +6,10 @@ it. Models come from the shared cache (BEDROCK_EMULATOR_CACHE, else ~/.cache/bed
 
 from __future__ import annotations
 
+import http.client
+import urllib.parse
+from dataclasses import dataclass
+
 import boto3
 import pytest
 from botocore.config import Config
@@ -48,3 +52,38 @@ HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 
 def user(text: str) -> dict:
     return {"role": "user", "content": [{"text": text}]}
+
+
+def default_engine(server):
+    """The server's engine for the default text model: tests read its counters, never call it."""
+    from emulator.service import SERVICE
+
+    service = server.app[SERVICE]
+    return service.pool.text[service.catalog.lookup(HAIKU).local]
+
+
+@pytest.fixture(scope="session")
+def tokenizer(server):
+    """The default text model's tokenizer, loaded on its own from the model's folder (independent of the server's)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(default_engine(server).model.tokenizer.name_or_path)
+
+
+@dataclass
+class RawReply:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+
+def raw_request(url: str, path: str, body: bytes = b"", method: str = "POST", headers: dict | None = None) -> RawReply:
+    """One HTTP request with exact control of path and body bytes (what no SDK would send)."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+    try:
+        conn.request(method, path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
+        reply = conn.getresponse()
+        return RawReply(reply.status, reply.headers, reply.read())
+    finally:
+        conn.close()
