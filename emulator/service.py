@@ -81,10 +81,10 @@ class Service:
             raise validation("Input is too long for requested model.")
         return tuple(ids)
 
-    async def generate(self, call: Call, params: SamplingParams) -> AsyncIterator[Event]:
-        """Stream the events of one generation for `call`: a test's scripted response, faults and log apply here."""
-        async for event in testing.around_generation(self, call, lambda: self._model_events(call, params)):
-            yield event
+    def generate(self, call: Call, params: SamplingParams) -> AsyncIterator[Event]:
+        """Stream the events of one generation for `call`: a test's scripted response, faults and log apply here.
+        Closing the iterator (`contextlib.aclosing`) stops the generation at once."""
+        return testing.around_generation(self, call, lambda: self._model_events(call, params))
 
     async def _model_events(self, call: Call, params: SamplingParams) -> AsyncIterator[Event]:
         engine = self.engine_for(call.entry)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,8 +117,9 @@ async def around_generation(service: "Service", call: "Call", model_events: Call
     """The events answering `call`: a matching rule's, else the model's; faults applied; tokens logged."""
     active = _CURRENT.get()
     if active is None:  # generation outside a request (benchmarks, direct use): the model as is
-        async for event in model_events():
-            yield event
+        async with aclosing(model_events()) as events:
+            async for event in events:
+                yield event
         return
     kit, invocation = active.kit, active.invocation
     rule = kit.rules.match(call)
@@ -134,10 +136,11 @@ async def around_generation(service: "Service", call: "Call", model_events: Call
         events = model_events()
     if active.plan.shapes_stream:
         events = shaped(events, active.plan)
-    async for event in events:
-        if isinstance(event, Finished):
-            invocation.tokens(event.input_tokens, event.output_tokens)
-        yield event
+    async with aclosing(events):  # closing this generator closes the source now, which stops its generation
+        async for event in events:
+            if isinstance(event, Finished):
+                invocation.tokens(event.input_tokens, event.output_tokens)
+            yield event
 
 
 async def _first_byte(request: web.Request, response: web.StreamResponse) -> None:
