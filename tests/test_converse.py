@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import torch
 from conftest import HAIKU, user
 
 CAPITAL = "What is the capital of France?"
@@ -46,6 +47,28 @@ def test_greedy_answer_is_real_and_ends_the_turn(capital):
     assert capital["stopReason"] == "end_turn"
     assert capital["output"]["message"]["role"] == "assistant"
     assert capital["additionalModelResponseFields"] == {"stop_sequence": None}  # Anthropic's native field, unset
+
+
+@pytest.fixture(scope="module")
+def reference_model(tokenizer):
+    """The same weights loaded separately, to decode with transformers' own `generate`."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(tokenizer.name_or_path).eval()
+
+
+@pytest.mark.parametrize("prompt", [CAPITAL, "Translate 'good morning' into Japanese."])
+def test_temperature_zero_is_the_models_own_greedy_decoding(client, tokenizer, reference_model, prompt):
+    """Token for token what transformers' greedy search produces (the Japanese answer has characters split
+    across tokens, which the incremental detokenizer must put back together)."""
+    reply = converse(client, [user(prompt)], inferenceConfig=greedy(12))
+    inputs = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    with torch.inference_mode():
+        out = reference_model.generate(**inputs, max_new_tokens=12, do_sample=False)
+    generated = out[0, inputs["input_ids"].shape[1] :]
+    assert text_of(reply) == tokenizer.decode(generated, skip_special_tokens=True)
 
 
 def test_temperature_zero_is_deterministic(client, story):
