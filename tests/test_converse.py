@@ -119,6 +119,14 @@ def test_stop_sequence_ends_the_output_before_it(client, capital):
     assert reply["additionalModelResponseFields"] == {"stop_sequence": "Paris", "stop_reason": "stop_sequence"}
 
 
+def test_stop_sequence_before_any_text_gives_an_empty_message(client, capital):
+    first_word = text_of(capital).split()[0]
+    reply = converse(client, [user(CAPITAL)], inferenceConfig={**greedy(12), "stopSequences": [first_word]})
+    assert reply["stopReason"] == "stop_sequence"
+    assert reply["output"]["message"] == {"role": "assistant", "content": []}  # no text, no text block
+    assert reply["usage"]["outputTokens"] == 1
+
+
 def test_system_prompt_changes_the_answer(client, tokenizer):
     plain = converse(client, [user("Hi!")], inferenceConfig=greedy(8))
     system = "You are a pirate."

@@ -151,6 +151,13 @@ def test_stop_sequence_spanning_tokens_never_leaks(client):
     assert plain["additionalModelResponseFields"] == {"stop_sequence": stop}
 
 
+def test_empty_generation_streams_no_text_block(client):
+    first_word = deltas(stream_events(client, CAPITAL, inferenceConfig=greedy(2)))[0].split()[0]
+    events = stream_events(client, CAPITAL, inferenceConfig={**greedy(12), "stopSequences": [first_word]})
+    assert [next(iter(e)) for _, e in events] == ["messageStart", "messageStop", "metadata"]
+    assert only(events, "messageStop") == {"stopReason": "stop_sequence"}
+
+
 def test_stream_errors_before_the_first_byte_are_http_errors(client):
     with pytest.raises(client.exceptions.ValidationException) as caught:
         client.converse_stream(modelId="nobody.no-such-model-v1:0", messages=[user("Hi")])

@@ -63,8 +63,10 @@ async def converse(request: web.Request, labels: dict) -> web.StreamResponse:
             if isinstance(event, Finished):
                 result = event
     assert result is not None
+    # No text, no text block: Bedrock answers an empty generation (e.g. a stop sequence first) with `content: []`.
+    content = [{"text": result.text}] if result.text else []
     reply = {
-        "output": {"message": {"role": "assistant", "content": [{"text": result.text}]}},
+        "output": {"message": {"role": "assistant", "content": content}},
         "stopReason": result.stop_reason,
         "usage": _usage(result),
         "metrics": {"latencyMs": clock.ms},
@@ -93,9 +95,11 @@ async def _stream_reply(
     stream = EventStreamWriter(request)
     await stream.event("messageStart", {"role": "assistant"})
     event = first
+    text_sent = False  # an empty generation has no text block, so no contentBlockStop either
     while True:
         if isinstance(event, TextDelta):
             await stream.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": event.text}})
+            text_sent = True
         elif isinstance(event, Failed):
             error = _model_failure(event.error)
             if error.code == "ModelErrorException":
@@ -103,7 +107,8 @@ async def _stream_reply(
             await stream.exception(error)
             return await stream.finish()
         elif isinstance(event, Finished):
-            await stream.event("contentBlockStop", {"contentBlockIndex": 0})
+            if text_sent:
+                await stream.event("contentBlockStop", {"contentBlockIndex": 0})
             stop = {"stopReason": event.stop_reason}
             extra = response_fields(
                 call.family.native_response(event, call.model_id), params.get("additionalModelResponseFieldPaths")
