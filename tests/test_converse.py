@@ -96,6 +96,16 @@ def test_top_k_one_from_additional_model_request_fields_is_greedy(client, story)
         assert text_of(reply) == text_of(story)
 
 
+def test_nova_top_k_one_in_its_native_inference_config_is_greedy(client, story):
+    """Nova keeps top_k inside its own `inferenceConfig` (`topK`); Converse passes it through as Bedrock does."""
+    for _ in range(2):
+        reply = client.converse(
+            modelId="us.amazon.nova-lite-v1:0", messages=[user(STORY)], inferenceConfig={"temperature": 1, "maxTokens": 8},
+            additionalModelRequestFields={"inferenceConfig": {"topK": 1}},
+        )
+        assert text_of(reply) == text_of(story)  # same local model, same prompt: the same greedy path
+
+
 def test_max_tokens_caps_the_output_exactly(client, story, tokenizer):
     reply = converse(client, [user(STORY)], inferenceConfig=greedy(3))
     assert reply["stopReason"] == "max_tokens"
