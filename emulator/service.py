@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -17,10 +18,11 @@ from . import families, testing
 from .catalog import Catalog, Entry
 from .engine.pool import ModelPool
 from .engine.scheduler import TextEngine
-from .engine.types import Event, GenerationRequest, SamplingParams
+from .engine.types import Event, GenerationRequest, SamplingParams, TokenConstraint
 from .families.base import TextFamily
 from .guardrails.policies import Guardrail, resolve_identifier
 from .protocol.errors import BedrockError, validation
+from .tooluse import ToolPlan, tool_turn
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Call:
     family: TextFamily
     messages: list[dict] = field(default_factory=list)  # chat messages: {"role", "content": str}
     prompt: str | None = None  # a raw prompt (native completion bodies) instead of messages
+    tools: ToolPlan | None = None  # tools the turn may call (tooluse.py runs such turns)
 
     @property
     def last_user_text(self) -> str:
@@ -87,8 +90,17 @@ class Service:
         return testing.around_generation(self, call, lambda: self._model_events(call, params))
 
     async def _model_events(self, call: Call, params: SamplingParams) -> AsyncIterator[Event]:
+        events = tool_turn(self, call, params) if call.tools is not None else self.model_events(call, params)
+        async with aclosing(events):
+            async for event in events:
+                yield event
+
+    async def model_events(
+        self, call: Call, params: SamplingParams, constraint: TokenConstraint | None = None
+    ) -> AsyncIterator[Event]:
+        """One pass of the model over the call's prompt, optionally constrained (e.g. to a JSON schema)."""
         engine = self.engine_for(call.entry)
-        request = GenerationRequest(await self.prompt_ids(call), params)
+        request = GenerationRequest(await self.prompt_ids(call), params, constraint)
         async for event in engine.stream(request):
             yield event
 

@@ -7,19 +7,22 @@ from contextlib import aclosing
 
 from aiohttp import web
 
-from ..engine.types import Event, Failed, Finished, TextDelta
+from ..engine.types import Event, Failed, Finished
 from ..protocol.errors import BedrockError
 from ..protocol.streaming import EventStreamWriter
 from ..service import SERVICE, Call, Service
 from .common import Stopwatch, json_response, validated_json
+from .content_rules import cache_usage, check_media
 from .converse_input import check_pointers, conversation, response_fields
+from .tools import ReplyBlocks, tool_plan
 
 
-def _usage(result: Finished) -> dict:
+def _usage(result: Finished, params: dict) -> dict:
     return {
         "inputTokens": result.input_tokens,
         "outputTokens": result.output_tokens,
         "totalTokens": result.input_tokens + result.output_tokens,
+        **cache_usage(params),
     }
 
 
@@ -38,10 +41,12 @@ async def _prepare(request: web.Request, operation: str, labels: dict) -> tuple[
         )
     entry, family = service.resolve_text(params["modelId"])
     messages = conversation(params)
+    check_media(params, family.name)
+    tools = await tool_plan(params)
     check_pointers(params.get("additionalModelResponseFieldPaths"))
     native = family.converse_native(params.get("inferenceConfig") or {}, params.get("additionalModelRequestFields"))
     sampling = family.sampling(native, entry)
-    call = Call(operation, params["modelId"], entry, family, messages)
+    call = Call(operation, params["modelId"], entry, family, messages, tools=tools)
     return service, call, params, sampling
 
 
@@ -55,6 +60,7 @@ async def converse(request: web.Request, labels: dict) -> web.StreamResponse:
     clock = Stopwatch()
     service, call, params, sampling = await _prepare(request, "Converse", labels)
     result: Finished | None = None
+    blocks = ReplyBlocks()
     # aclosing: however the handler ends (an error, or a client that went away), the generation stops now.
     async with aclosing(service.generate(call, sampling)) as events:
         async for event in events:
@@ -62,13 +68,14 @@ async def converse(request: web.Request, labels: dict) -> web.StreamResponse:
                 raise _model_failure(event.error)
             if isinstance(event, Finished):
                 result = event
+            blocks.on(event)
     assert result is not None
     # No text, no text block: Bedrock answers an empty generation (e.g. a stop sequence first) with `content: []`.
-    content = [{"text": result.text}] if result.text else []
+    blocks.finish()
     reply = {
-        "output": {"message": {"role": "assistant", "content": content}},
+        "output": {"message": {"role": "assistant", "content": blocks.content}},
         "stopReason": result.stop_reason,
-        "usage": _usage(result),
+        "usage": _usage(result, params),
         "metrics": {"latencyMs": clock.ms},
         **_echoed(params),
     }
@@ -95,20 +102,17 @@ async def _stream_reply(
     stream = EventStreamWriter(request)
     await stream.event("messageStart", {"role": "assistant"})
     event = first
-    text_sent = False  # an empty generation has no text block, so no contentBlockStop either
+    blocks = ReplyBlocks()  # an empty generation has no block, so no contentBlockStop either
     while True:
-        if isinstance(event, TextDelta):
-            await stream.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": event.text}})
-            text_sent = True
-        elif isinstance(event, Failed):
+        if isinstance(event, Failed):
             error = _model_failure(event.error)
             if error.code == "ModelErrorException":
                 error = BedrockError("ModelStreamErrorException", error.message, originalStatusCode=424)
             await stream.exception(error)
             return await stream.finish()
         elif isinstance(event, Finished):
-            if text_sent:
-                await stream.event("contentBlockStop", {"contentBlockIndex": 0})
+            for name, payload in blocks.finish():
+                await stream.event(name, payload)
             stop = {"stopReason": event.stop_reason}
             extra = response_fields(
                 call.family.native_response(event, call.model_id), params.get("additionalModelResponseFieldPaths")
@@ -116,6 +120,9 @@ async def _stream_reply(
             if extra is not None:
                 stop["additionalModelResponseFields"] = extra
             await stream.event("messageStop", stop)
-            await stream.event("metadata", {"usage": _usage(event), "metrics": {"latencyMs": clock.ms}, **_echoed(params)})
+            await stream.event("metadata", {"usage": _usage(event, params), "metrics": {"latencyMs": clock.ms}, **_echoed(params)})
             return await stream.finish()
+        else:
+            for name, payload in blocks.on(event):
+                await stream.event(name, payload)
         event = await anext(events)

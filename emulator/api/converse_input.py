@@ -10,6 +10,7 @@ import base64
 import json
 
 from ..protocol.errors import validation
+from ..tooluse import render_call, render_result
 
 _TEXT_DOCUMENTS = {"txt", "md", "csv", "html"}
 
@@ -68,11 +69,10 @@ def render_block(block: dict) -> str | None:
         return _document(block["document"])
     if "toolUse" in block:
         use = block["toolUse"]
-        return f"[tool call {use['name']} {json.dumps(use.get('input', {}), ensure_ascii=False)}]"
+        return render_call(use["name"], use.get("input", {}))
     if "toolResult" in block:
         result = block["toolResult"]
-        status = result.get("status", "success")
-        return f"[tool result ({status})]\n{_tool_result_content(result.get('content', []))}"
+        return render_result(_tool_result_content(result.get("content", [])), result.get("status") == "error")
     if "guardContent" in block:
         return block["guardContent"].get("text", {}).get("text")
     if "citationsContent" in block:

@@ -1,0 +1,224 @@
+"""Converse tool use: `toolConfig` and the conversation's tool blocks checked the way Bedrock checks them and
+turned into a `ToolPlan` (run by `tooluse.py`), and the reply's content blocks built from generation events.
+
+Messages quote Bedrock where its wording is known (Claude's own validation messages pass through Converse as-is);
+the README lists the checks and which wording is ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError as InvalidSchema
+
+from ..engine.constrained import SchemaError, json_schema_grammar
+from ..engine.types import Event, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
+from ..protocol.errors import validation
+from ..tooluse import Tool, ToolPlan
+
+_NEEDS_CONFIG = "The toolConfig field must be defined when using toolUse and toolResult content blocks."
+
+
+def _schema_path(i: int) -> str:
+    return f"toolConfig.tools.{i}.toolSpec.inputSchema.json"
+
+
+def _tool(i: int, spec: dict) -> Tool:
+    schema = spec["inputSchema"]["json"]
+    if not isinstance(schema, dict):
+        raise validation(
+            f"The format of the value at {_schema_path(i)} is invalid. Provide a json object for the field and try again."
+        )
+    try:
+        Draft202012Validator.check_schema(schema)
+    except InvalidSchema:
+        raise validation(
+            f"The model returned the following errors: tools.{i}.custom.input_schema: JSON schema is invalid. "
+            "It must match JSON Schema draft 2020-12 (https://json-schema.org/draft/2020-12)."
+        ) from None
+    if schema.get("type", "object") != "object":
+        raise validation(f"The model returned the following errors: tools.{i}.custom.input_schema.type: Input should be 'object'")
+    return Tool(spec["name"], spec.get("description", ""), {"type": "object", **schema})
+
+
+def _text_schema(params: dict) -> dict | None:
+    """`outputConfig.textFormat`: the JSON schema a text answer must follow (structured output without tools)."""
+    text_format = (params.get("outputConfig") or {}).get("textFormat")
+    if text_format is None:
+        return None
+    raw = text_format["structure"]["jsonSchema"]["schema"]
+    try:
+        schema = json.loads(raw)
+        if not isinstance(schema, dict):
+            raise ValueError
+        Draft202012Validator.check_schema(schema)
+    except (ValueError, InvalidSchema):
+        raise validation(
+            "The value at outputConfig.textFormat.structure.jsonSchema.schema is not a valid JSON schema. "
+            "Provide a JSON schema object as a string and try again."
+        ) from None
+    return schema
+
+
+def _check_tool_turns(messages: list[dict]) -> None:
+    """Each toolResult answers a toolUse of the message just before; each toolUse is answered in the next one."""
+    for i, message in enumerate(messages):
+        content = message.get("content") or []
+        role = message["role"]
+        for j, block in enumerate(content):
+            if "toolUse" in block and role != "assistant":
+                raise validation(f"messages.{i}.content.{j}: toolUse blocks can only appear in assistant messages.")
+            if "toolResult" in block and role != "user":
+                raise validation(f"messages.{i}.content.{j}: toolResult blocks can only appear in user messages.")
+            if "toolUse" in block and not isinstance(block["toolUse"].get("input"), dict):
+                raise validation(
+                    f"The model returned the following errors: messages.{i}.content.{j}.tool_use.input: "
+                    "Input should be a valid dictionary"
+                )
+        if role != "user":
+            continue
+        previous = messages[i - 1].get("content") or [] if i else []
+        asked = [b["toolUse"]["toolUseId"] for b in previous if "toolUse" in b]
+        answered = set()
+        for j, block in enumerate(content):
+            if "toolResult" in block:
+                use_id = block["toolResult"]["toolUseId"]
+                if use_id not in asked:
+                    raise validation(
+                        f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: {use_id}. "
+                        "Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
+                    )
+                answered.add(use_id)
+        missing = [use_id for use_id in asked if use_id not in answered]
+        if missing:
+            raise validation(
+                f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+                f"{', '.join(missing)}. Each `tool_use` block must have a corresponding `tool_result` block in the "
+                "next message."
+            )
+
+
+def _compile(plan: ToolPlan) -> None:
+    """Compile each schema the turn may use (cached); one the grammar engine cannot follow is rejected here."""
+    for i, tool in enumerate(plan.tools):
+        try:
+            json_schema_grammar(tool.schema)
+        except SchemaError as exc:
+            raise validation(
+                f"The emulator cannot constrain tool input to the schema at {_schema_path(i)}: {exc}. "
+                "Remove or rewrite that part of the schema and try again."
+            ) from None
+    if plan.text_schema is not None:
+        try:
+            json_schema_grammar(plan.text_schema)
+        except SchemaError as exc:
+            raise validation(
+                "The emulator cannot constrain the answer to the schema at "
+                f"outputConfig.textFormat.structure.jsonSchema.schema: {exc}."
+            ) from None
+
+
+async def tool_plan(params: dict) -> ToolPlan | None:
+    """The turn's tools and tool choice (None: a plain text turn), after Bedrock's checks."""
+    messages = params.get("messages") or []
+    config = params.get("toolConfig")
+    text_schema = _text_schema(params)
+    uses_tools = any("toolUse" in b or "toolResult" in b for m in messages for b in m.get("content") or [])
+    if config is None:
+        if uses_tools:
+            raise validation(_NEEDS_CONFIG)
+        if text_schema is None:
+            return None
+        plan = ToolPlan(tools=(), choice="none", text_schema=text_schema)
+    else:
+        tools: list[Tool] = []
+        for i, entry in enumerate(config["tools"]):
+            if "systemTool" in entry:
+                raise validation(
+                    f"This model doesn't support the system tool {entry['systemTool']['name']} at toolConfig.tools.{i}. "
+                    "Remove it and try again."
+                )
+            if "toolSpec" in entry:  # cachePoint entries mark a cache boundary only
+                tools.append(_tool(i, entry["toolSpec"]))
+        if not tools:
+            raise validation("The toolConfig.tools list must include at least one toolSpec. Add a tool and try again.")
+        names = [t.name for t in tools]
+        if len(set(names)) != len(names):
+            raise validation("The model returned the following errors: tools: Tool names must be unique.")
+        choice = config.get("toolChoice") or {"auto": {}}
+        kind = next(iter(choice))
+        forced = choice["tool"]["name"] if kind == "tool" else None
+        if forced is not None and forced not in names:
+            raise validation(
+                f"The tool {forced} named in toolConfig.toolChoice.tool.name isn't in toolConfig.tools. "
+                "Name one of the tools you provided and try again."
+            )
+        _check_tool_turns(messages)
+        last = messages[-1] if messages else {}
+        after_results = last.get("role") == "user" and any("toolResult" in b for b in last.get("content") or [])
+        plan = ToolPlan(tuple(tools), kind, forced, after_results, text_schema)
+    await asyncio.to_thread(_compile, plan)
+    return plan
+
+
+class ReplyBlocks:
+    """The reply's content blocks, built from generation events.
+
+    `on(event)` returns the ConverseStream events the generation event becomes, numbered by content block
+    (a text block gets no contentBlockStart; a toolUse block does); `content` is the non-streamed message content.
+    """
+
+    def __init__(self) -> None:
+        self.content: list[dict] = []
+        self._open: str | None = None  # "text" | "tool"
+        self._input: list[str] = []
+
+    @property
+    def _index(self) -> int:
+        return len(self.content) - 1
+
+    def _close(self) -> list[tuple[str, dict]]:
+        if self._open is None:
+            return []
+        self._open = None
+        return [("contentBlockStop", {"contentBlockIndex": self._index})]
+
+    def _start_tool(self, use_id: str, name: str) -> list[tuple[str, dict]]:
+        out = self._close()
+        self.content.append({"toolUse": {"toolUseId": use_id, "name": name, "input": {}}})
+        self._open, self._input = "tool", []
+        start = {"toolUse": {"toolUseId": use_id, "name": name}}
+        return [*out, ("contentBlockStart", {"contentBlockIndex": self._index, "start": start})]
+
+    def _input_delta(self, fragment: str) -> tuple[str, dict]:
+        self._input.append(fragment)
+        return ("contentBlockDelta", {"contentBlockIndex": self._index, "delta": {"toolUse": {"input": fragment}}})
+
+    def on(self, event: Event) -> list[tuple[str, dict]]:
+        if isinstance(event, TextDelta):
+            out = []
+            if self._open != "text":
+                out = self._close()
+                self.content.append({"text": ""})
+                self._open = "text"
+            self.content[-1]["text"] += event.text
+            return [*out, ("contentBlockDelta", {"contentBlockIndex": self._index, "delta": {"text": event.text}})]
+        if isinstance(event, ToolUseStart):
+            return self._start_tool(event.tool_use_id, event.name)
+        if isinstance(event, ToolInputDelta):
+            return [self._input_delta(event.json)]
+        if isinstance(event, ToolUse):
+            current = self.content[-1].get("toolUse") if self._open == "tool" else None
+            out = []
+            if current is None or current["toolUseId"] != event.tool_use_id:  # a complete call on its own (scripted)
+                out = self._start_tool(event.tool_use_id, event.name)
+                out.append(self._input_delta(json.dumps(event.input, ensure_ascii=False)))
+            self.content[-1]["toolUse"]["input"] = event.input
+            return [*out, *self._close()]
+        return []
+
+    def finish(self) -> list[tuple[str, dict]]:
+        """Close the last block (an empty generation has none: Bedrock answers it with `content: []`)."""
+        return self._close()

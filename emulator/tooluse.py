@@ -1,0 +1,274 @@
+"""Tool-aware assistant turns, shared by every API: tools in the prompt, the decision to call one, and the call's
+input decoded under the tool's JSON schema.
+
+The local model sees tools the way many small open chat models were trained to (Hermes / Qwen style): a `<tools>`
+list in the system prompt, calls written as `<tool_call>{"name": ..., "arguments": ...}</tool_call>`, results as
+`<tool_response>` in the next user turn. A turn takes up to three passes over the same conversation:
+
+1. free text (tool choice `auto` or `none`); with `auto`, the `<tool_call>` marker stops it if the model starts
+   a call by itself, and the text before it becomes a text block in front of the call;
+2. the tool's name, constrained to the offered names (skipped when only one tool can be called);
+3. the input, constrained to the tool's JSON schema (`engine/constrained.py`) and streamed as it is generated.
+
+A 135M model practically never starts a call by itself, so `auto` is helped by a HEURISTIC (`auto_pick`): when
+the latest user turn shares a content word with a tool's name or description, that tool is called; when the
+latest user turn carries tool results, the model answers in text. A model that does emit the marker is still
+honoured (pass 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from .engine.constrained import GrammarConstraint, choice_grammar, grammar_tokenizer, json_schema_grammar
+from .engine.types import (
+    END_TURN,
+    MAX_TOKENS,
+    STOP_SEQUENCE,
+    TOOL_USE,
+    Event,
+    Failed,
+    Finished,
+    SamplingParams,
+    TextDelta,
+    ToolInputDelta,
+    ToolUse,
+    ToolUseStart,
+)
+
+if TYPE_CHECKING:
+    from .service import Call, Service
+
+CALL_START = "<tool_call>"
+CALL_END = "</tool_call>"
+
+
+def tool_use_id() -> str:
+    """A toolUseId in Bedrock's Converse form: `tooluse_` and 22 url-safe characters."""
+    return "tooluse_" + secrets.token_urlsafe(16)
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    schema: dict  # the input's JSON schema, as the caller sent it
+
+
+@dataclass(frozen=True)
+class ToolPlan:
+    """The tools a turn may call and how it must choose (already validated by the API layer)."""
+
+    tools: tuple[Tool, ...]
+    choice: str = "auto"  # auto | any | tool | none
+    forced: str | None = None  # the tool that `tool` names
+    after_results: bool = False  # the latest user turn carries tool results
+    text_schema: dict | None = None  # a JSON schema the text answer must follow (Converse outputConfig)
+    new_id: Callable[[], str] = field(default=tool_use_id, compare=False)
+
+    def tool(self, name: str) -> Tool:
+        return next(t for t in self.tools if t.name == name)
+
+    def callable_tools(self) -> tuple[Tool, ...]:
+        if self.choice == "tool":
+            return (self.tool(self.forced),)
+        return self.tools if self.choice != "none" else ()
+
+
+def compile_schemas(plan: ToolPlan) -> None:
+    """Compile every schema the turn may need (cached), so a schema the grammar engine rejects fails up front.
+
+    Raises `SchemaError`; blocking, so call it off the event loop."""
+    for tool in plan.callable_tools():
+        json_schema_grammar(tool.schema)
+    if plan.text_schema is not None:
+        json_schema_grammar(plan.text_schema)
+
+
+# --- the prompt --------------------------------------------------------------------------------------------
+
+def tools_prompt(tools: tuple[Tool, ...]) -> str:
+    listed = "\n".join(
+        json.dumps({"name": t.name, "description": t.description, "parameters": t.schema}, ensure_ascii=False)
+        for t in tools
+    )
+    return (
+        "You may call one of these tools to help with the user's request:\n"
+        f"<tools>\n{listed}\n</tools>\n"
+        f"To call a tool, answer with {CALL_START}\n"
+        '{"name": <tool name>, "arguments": <arguments as a JSON object>}\n'
+        f"{CALL_END}\nTool results come back inside <tool_response></tool_response>."
+    )
+
+
+def render_call(name: str, arguments: object) -> str:
+    """A tool call in the conversation history, as the model is told to write one."""
+    body = json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False, separators=(",", ":"))
+    return f"{CALL_START}\n{body}\n{CALL_END}"
+
+
+def render_result(content: str, error: bool = False) -> str:
+    """A tool result in the conversation history (`error`: the tool reported a failure)."""
+    status = " (error)" if error else ""
+    return f"<tool_response{status}>\n{content}\n</tool_response>"
+
+
+def _with_tools(messages: list[dict], plan: ToolPlan) -> list[dict]:
+    offered = plan.tools if plan.choice != "none" else ()
+    parts = [tools_prompt(offered)] if offered else []
+    if plan.text_schema is not None:
+        parts.append("Answer with a JSON object that follows this JSON schema:\n" + json.dumps(plan.text_schema))
+    if not parts:
+        return messages
+    if messages and messages[0]["role"] == "system":
+        return [{"role": "system", "content": messages[0]["content"] + "\n\n" + "\n\n".join(parts)}, *messages[1:]]
+    return [{"role": "system", "content": "\n\n".join(parts)}, *messages]
+
+
+def _prefilled(messages: list[dict], text: str) -> list[dict]:
+    """The conversation with `text` as (the end of) the assistant's reply, which the model continues."""
+    if messages and messages[-1]["role"] == "assistant":
+        return [*messages[:-1], {"role": "assistant", "content": messages[-1]["content"] + text}]
+    return [*messages, {"role": "assistant", "content": text}]
+
+
+# --- the auto heuristic ------------------------------------------------------------------------------------
+
+_STOPWORDS = frozenset(
+    "a an the of for to in on at by with from and or not is are was be been it its this that these those what "
+    "which who whom how when where why do does did can could would should will shall may might must i me my you "
+    "your we our us they them their he she his her please tell give get set use call tool tools function run "
+    "current now today some any all about there here than then just also very much many more most like want need "
+    "know let make show find".split()
+)
+
+
+def _words(text: str) -> set[str]:
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", text)  # getWeather -> get Weather
+    words = re.findall(r"[a-z0-9]+", spaced.lower())
+    # a light stemmer: "cities"/"city", "forecasts"/"forecast" meet halfway
+    return {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words if w not in _STOPWORDS and len(w) > 1}
+
+
+def auto_pick(plan: ToolPlan, user_text: str) -> Tool | None:
+    """HEURISTIC stand-in for a model's own tool choice under `auto` (see the module docstring)."""
+    if plan.choice != "auto" or plan.after_results:
+        return None
+    asked = _words(user_text)
+    best, best_score = None, 0
+    for tool in plan.tools:
+        score = len(asked & _words(f"{tool.name.replace('_', ' ').replace('-', ' ')} {tool.description}"))
+        if score > best_score:
+            best, best_score = tool, score
+    return best
+
+
+# --- the turn ----------------------------------------------------------------------------------------------
+
+@dataclass
+class _Tally:
+    """Usage over the passes of one turn."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    first_token_ms: int | None = None
+
+    def add(self, finished: Finished) -> None:
+        self.output_tokens += finished.output_tokens
+        if self.first_token_ms is None:
+            self.first_token_ms = finished.first_token_ms
+
+
+async def tool_turn(service: "Service", call: "Call", params: SamplingParams) -> AsyncIterator[Event]:
+    """One assistant turn that may call a tool: text deltas and/or one tool call, then `Finished`."""
+    plan: ToolPlan = call.tools
+    base = replace(call, tools=None, messages=_with_tools(call.messages, plan))
+    model = service.engine_for(call.entry).model
+    grammars = await asyncio.to_thread(grammar_tokenizer, model.tokenizer)
+    tally = _Tally(input_tokens=len(await service.prompt_ids(base)))
+    text = ""
+    budget = params.max_new_tokens
+
+    async def run(messages: list[dict], pass_params: SamplingParams, grammar: str | None) -> AsyncIterator[Event]:
+        constraint = None
+        if grammar is not None:
+            constraint = await asyncio.to_thread(GrammarConstraint, grammars, grammar, pass_params.max_new_tokens)
+        events = service.model_events(replace(base, messages=messages), pass_params, constraint)
+        async with aclosing(events):  # closing a pass stops its generation at once
+            async for event in events:
+                yield event
+
+    def finished(reason: str, stop: str | None = None) -> Finished:
+        return Finished(reason, stop, tally.input_tokens, tally.output_tokens, text, tally.first_token_ms)
+
+    # Pass 1: text, unless a call is forced (or the heuristic asks for one).
+    tool = auto_pick(plan, call.last_user_text)
+    if plan.choice in ("auto", "none") and tool is None:
+        watch = plan.choice == "auto" and CALL_START not in params.stop_sequences
+        stops = (*params.stop_sequences, CALL_START) if watch else params.stop_sequences
+        text_grammar = json_schema_grammar(plan.text_schema) if plan.text_schema is not None else None
+        async with aclosing(run(base.messages, replace(params, stop_sequences=stops), text_grammar)) as events:
+            async for event in events:
+                if isinstance(event, Finished):
+                    tally.add(event)
+                    text = event.text
+                    if not (watch and event.stop_reason == STOP_SEQUENCE and event.stop_sequence == CALL_START):
+                        yield finished(event.stop_reason, event.stop_sequence)
+                        return
+                else:
+                    yield event
+                    if isinstance(event, Failed):
+                        return
+        budget -= tally.output_tokens
+    call_prefix = text + CALL_START + '\n{"name":'
+    tools = plan.callable_tools()
+    # Pass 2: which tool.
+    if tool is None and len(tools) == 1:
+        tool = tools[0]
+    elif tool is None:
+        if budget <= 0:
+            yield finished(MAX_TOKENS)
+            return
+        name_params = replace(params, max_new_tokens=budget, stop_sequences=())
+        names = choice_grammar([t.name for t in tools])
+        async with aclosing(run(_prefilled(base.messages, call_prefix), name_params, names)) as events:
+            async for event in events:
+                if isinstance(event, Failed):
+                    yield event
+                    return
+                if isinstance(event, Finished):
+                    tally.add(event)
+                    budget -= event.output_tokens
+                    if event.stop_reason != END_TURN:
+                        yield finished(event.stop_reason)
+                        return
+                    tool = plan.tool(json.loads(event.text))
+    # Pass 3: the input, streamed as it is decoded.
+    if budget <= 0:
+        yield finished(MAX_TOKENS)
+        return
+    use_id = plan.new_id()
+    yield ToolUseStart(use_id, tool.name)
+    prefix = call_prefix + json.dumps(tool.name) + ',"arguments":'
+    input_params = replace(params, max_new_tokens=budget, stop_sequences=())
+    async with aclosing(run(_prefilled(base.messages, prefix), input_params, json_schema_grammar(tool.schema))) as events:
+        async for event in events:
+            if isinstance(event, TextDelta):
+                yield ToolInputDelta(event.text)
+            elif isinstance(event, Failed):
+                yield event
+                return
+            elif isinstance(event, Finished):
+                tally.add(event)
+                if event.stop_reason == END_TURN:
+                    yield ToolUse(use_id, tool.name, json.loads(event.text))
+                    yield finished(TOOL_USE)
+                else:  # the budget ran out before the shortest valid input fitted
+                    yield finished(event.stop_reason)
