@@ -61,13 +61,16 @@ def bedrock_emulator_server(request: pytest.FixtureRequest):
     from .app import Settings  # imported here: loading the plugin must stay cheap for runs that never use it
     from .server import BackgroundServer
     from .testing import TestKitConfig
+    from .testing.rules import RuleBook, RuleError
 
-    testing = TestKitConfig(fixtures_dir=_fixtures_dir(request.config),
-                            require_fixture_match=request.config.getini("bedrock_emulator_require_fixture_match"))
+    fixtures = _fixtures_dir(request.config)
     try:
-        server = BackgroundServer(Settings(testing=testing)).start()
-    except SystemExit as exc:  # a bad rule file: report it as a usage error, not a crash
-        raise pytest.UsageError(f"bedrock emulator: {exc}") from None
+        RuleBook(fixtures)  # read the rule files here first: a bad one is a usage error naming the problem
+    except RuleError as exc:
+        raise pytest.UsageError(f"bedrock emulator: invalid rule file:\n{exc}") from None
+    testing = TestKitConfig(fixtures_dir=fixtures,
+                            require_fixture_match=request.config.getini("bedrock_emulator_require_fixture_match"))
+    server = BackgroundServer(Settings(testing=testing)).start()
     yield server.url
     server.stop()
 
