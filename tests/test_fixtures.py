@@ -6,10 +6,11 @@ through boto3 with retries off (`client`), so each assertion sees exactly one re
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EventStreamError
 from conftest import HAIKU, user
 
 from emulator.admin_client import AdminError
@@ -187,3 +188,45 @@ def test_rules_can_be_listed_removed_and_cleared(bedrock_emulator):
     assert caught.value.status == 404
     bedrock_emulator.clear_rules()
     assert bedrock_emulator.rules() == []
+
+
+WEATHER_TOOLS = {"tools": [{"toolSpec": {"name": "get_weather", "inputSchema": {"json": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}}]}
+
+
+def test_a_scripted_tool_call_is_a_tool_use_block(client, bedrock_emulator):
+    bedrock_emulator.script("Checking.", tool_calls=[{"name": "get_weather", "input": {"city": "Paris"},
+                                                       "id": "tooluse_scripted01"}])
+    reply = client.converse(modelId=HAIKU, messages=[user("weather?")], toolConfig=WEATHER_TOOLS)
+    assert reply["output"]["message"]["content"] == [
+        {"text": "Checking."},
+        {"toolUse": {"toolUseId": "tooluse_scripted01", "name": "get_weather", "input": {"city": "Paris"}}},
+    ]
+    assert reply["stopReason"] == "tool_use"
+
+
+def test_a_scripted_tool_call_streams_like_a_generated_one(client, bedrock_emulator):
+    bedrock_emulator.script("Checking.", tool_calls=[{"name": "get_weather", "input": {"city": "Paris, France"}}])
+    events = list(client.converse_stream(modelId=HAIKU, messages=[user("weather?")], toolConfig=WEATHER_TOOLS)["stream"])
+    assert events[:3] == [
+        {"messageStart": {"role": "assistant"}},
+        {"contentBlockDelta": {"delta": {"text": "Checking."}, "contentBlockIndex": 0}},
+        {"contentBlockStop": {"contentBlockIndex": 0}},
+    ]
+    start = events[3]["contentBlockStart"]
+    assert start["contentBlockIndex"] == 1 and start["start"]["toolUse"]["name"] == "get_weather"
+    assert start["start"]["toolUse"]["toolUseId"].startswith("tooluse_")
+    fragments = [e["contentBlockDelta"]["delta"]["toolUse"]["input"] for e in events[4:-3]]
+    assert len(fragments) > 1 and json.loads("".join(fragments)) == {"city": "Paris, France"}
+    assert events[-3:-1] == [{"contentBlockStop": {"contentBlockIndex": 1}}, {"messageStop": {"stopReason": "tool_use"}}]
+
+
+def test_a_mid_stream_fault_can_cut_a_tool_calls_input(client, bedrock_emulator):
+    bedrock_emulator.script(tool_calls=[{"name": "get_weather", "input": {"city": "Paris"}}])
+    bedrock_emulator.fail("modelStreamErrorException", after_events=1)
+    seen = []
+    with pytest.raises(EventStreamError) as caught:
+        for event in client.converse_stream(modelId=HAIKU, messages=[user("w")], toolConfig=WEATHER_TOOLS)["stream"]:
+            seen.append(next(iter(event)))
+    assert caught.value.response["Error"]["Code"] == "modelStreamErrorException"
+    assert seen == ["messageStart", "contentBlockStart", "contentBlockDelta"]

@@ -102,3 +102,19 @@ def test_the_cli_refuses_a_bad_rule_file_and_says_why(tmp_path):
     assert f"{tmp_path / 'broken.yaml'}: rules.0.match.turn: Input should be greater than or equal to 1" in result.stderr
     assert f"{tmp_path / 'broken.yaml'}: rules.0.respond.stop_reason: Input should be 'end_turn'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_weather_agent_example_is_a_tool_round_trip(client):
+    tools = {"tools": [{"toolSpec": {"name": "get_weather", "inputSchema": {"json": {"type": "object"}}}}]}
+    history = [user("What's the weather in Paris?")]
+    first = client.converse(modelId=HAIKU, messages=history, toolConfig=tools)
+    assert first["stopReason"] == "tool_use"
+    text, call = first["output"]["message"]["content"]
+    assert text == {"text": "Let me look that up."}
+    assert (call["toolUse"]["name"], call["toolUse"]["input"]) == ("get_weather", {"city": "Paris", "unit": "celsius"})
+    assert first["usage"] == {"inputTokens": 42, "outputTokens": 18, "totalTokens": 60}
+    history += [first["output"]["message"], {"role": "user", "content": [{"toolResult": {
+        "toolUseId": call["toolUse"]["toolUseId"], "content": [{"text": "sunny, 21 °C"}]}}]}]
+    second = client.converse(modelId=HAIKU, messages=history, toolConfig=tools)
+    assert second["output"]["message"]["content"] == [{"text": "It is sunny in Paris, 21 °C."}]
+    assert second["stopReason"] == "end_turn"
