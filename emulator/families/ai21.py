@@ -6,7 +6,7 @@ import re
 
 from ..catalog import base_model_id
 from ..engine.scheduler import CONTEXT_EXCEEDED
-from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished
+from ..engine.types import MAX_TOKENS, STOP_SEQUENCE, Finished
 from . import schema as s
 from .base import Invocation, Knobs, Prompt, TextFamily
 from .openai import OpenAIChat
@@ -50,7 +50,7 @@ class Jurassic2(TextFamily):
     def choices(self, body: dict) -> int:
         return int(body.get("numResults", 1))
 
-    def _finish_reason(self, result: Finished, body: dict) -> dict:
+    def _finish_reason(self, result: Finished) -> dict:
         if result.stop_reason == STOP_SEQUENCE:
             return {"reason": "stop", "sequence": result.stop_sequence}
         if result.stop_reason in (MAX_TOKENS, CONTEXT_EXCEEDED):
@@ -64,7 +64,7 @@ class Jurassic2(TextFamily):
             "id": 1234,
             "prompt": {"text": body.get("prompt", ""), "tokens": []},
             "completions": [
-                {"data": {"text": r.text, "tokens": []}, "finishReason": self._finish_reason(r, body)} for r in results
+                {"data": {"text": r.text, "tokens": []}, "finishReason": self._finish_reason(r)} for r in results
             ],
         }
 

@@ -43,9 +43,15 @@ def _finish(chat: Chat) -> Chat:
 def human_assistant_turns(prompt: str) -> Chat | None:
     """Claude's `\\n\\nHuman: ... \\n\\nAssistant:` prompt (text before the first turn is a system prompt).
 
-    Returns the turns including a final (possibly empty) assistant turn, or None without any turn marker.
+    Returns the turns including a final (possibly empty) assistant turn, or None without any turn marker. Markers
+    after other whitespace are accepted when that is the only reading that ends with an assistant turn (Bedrock
+    answered `Human: ... Assistant:` prompts without the blank lines).
     """
     parts = re.split(r"(?:^|\n\n)(Human|Assistant):", prompt)
+    if parts[-2:-1] != ["Assistant"]:
+        lenient = re.split(r"(?:^|(?<=\s))(Human|Assistant):", prompt)
+        if lenient[-2:-1] == ["Assistant"]:
+            parts = lenient
     if len(parts) < 3:
         return None
     chat: Chat = []
