@@ -119,7 +119,7 @@ def test_times_retires_a_rule_so_the_next_one_answers(client, bedrock_emulator):
 
 def test_unmatched_requests_fall_through_to_the_model(client, bedrock_emulator):
     bedrock_emulator.script("never used", contains="no such text")
-    reply = client.converse(modelId=HAIKU, messages=[user("Say something.")], inferenceConfig={"maxTokens": 2})
+    reply = client.converse(modelId=HAIKU, messages=[user("Say something.")], inferenceConfig={"maxTokens": 2, "temperature": 0})
     assert reply["stopReason"] == "max_tokens"
     assert reply["usage"]["outputTokens"] == 2
     assert bedrock_emulator.invocations()[-1]["scriptedRule"] is None
