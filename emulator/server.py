@@ -45,7 +45,10 @@ class BackgroundServer:
         self._thread.start()
 
         async def boot() -> None:
-            self.app = build_app(self.settings)
+            try:
+                self.app = build_app(self.settings)
+            except SystemExit as exc:  # a bad catalog or rule file: SystemExit would kill the loop thread silently
+                raise RuntimeError(str(exc)) from None
             self._runner, self.port = await start_site(self.app, self.host, self.port)
 
         asyncio.run_coroutine_threadsafe(boot(), self._loop).result()
