@@ -21,6 +21,7 @@ from emulator.protocol.shapes import operation
 CONVERSE = "/model/" + urllib.parse.quote(HAIKU, safe="") + "/converse"
 CONVERSE_STREAM = "/model/" + urllib.parse.quote(HAIKU, safe="") + "/converse-stream"
 MODEL_ID_PATTERN = operation("Converse").input_shape.members["modelId"].metadata["pattern"]
+ROLES = ", ".join(operation("Converse").input_shape.members["messages"].member.members["role"].enum)
 
 INVALID_MODEL = "The provided model identifier is invalid."
 MUST_START_WITH_USER = "A conversation must start with a user message. Try again with a conversation that starts with a user message."
@@ -46,14 +47,18 @@ CASES = [
     ("invalid UTF-8", b'{"messages": [{"role": "user", "content": [{"text": "\xff\xfe"}]}]}',
      "Malformed request body: the body is not valid UTF-8."),
     ("NaN is not JSON", b'{"inferenceConfig": {"temperature": NaN}}', "Malformed request body: invalid JSON (NaN is not a JSON value)."),
+    ("JSON nested too deeply", b'{"system": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+     "Malformed request body: invalid JSON (nested too deeply)."),
+    ("integer of 5000 digits", b'{"inferenceConfig": {"maxTokens": ' + b"9" * 5000 + b"}}",
+     "Malformed request body: invalid JSON (a number has too many digits)."),
     ("messages not a list", json.dumps({"messages": "Hi"}).encode(),
      coral("Value 'Hi' at 'messages' failed to satisfy constraint: Member must be a list")),
     ("null message", json.dumps({"messages": [None]}).encode(),
      coral("Value null at 'messages.1.member' failed to satisfy constraint: Member must not be null")),
     ("role missing", json.dumps({"messages": [{"content": [{"text": "Hi"}]}]}).encode(),
      coral("Value null at 'messages.1.member.role' failed to satisfy constraint: Member must not be null")),
-    ("role not in enum", json.dumps({"messages": [{"role": "system", "content": [{"text": "Hi"}]}]}).encode(),
-     coral("Value 'system' at 'messages.1.member.role' failed to satisfy constraint: Member must satisfy enum value set: [user, assistant]")),
+    ("role not in enum", json.dumps({"messages": [{"role": "tool", "content": [{"text": "Hi"}]}]}).encode(),
+     coral(f"Value 'tool' at 'messages.1.member.role' failed to satisfy constraint: Member must satisfy enum value set: [{ROLES}]")),
     ("maxTokens is a string", body(inferenceConfig={"maxTokens": "5"}),
      coral("Value '5' at 'inferenceConfig.maxTokens' failed to satisfy constraint: Member must be an integer")),
     ("maxTokens is fractional", body(inferenceConfig={"maxTokens": 2.5}),
@@ -100,6 +105,11 @@ def assert_modeled(reply, status: int, code: str, message: str) -> None:
 @pytest.mark.parametrize(("raw", "message"), [case[1:] for case in CASES], ids=[case[0] for case in CASES])
 def test_bad_request_is_a_validation_exception(server, path, raw, message):
     assert_modeled(raw_request(server.url, path, raw), 400, "ValidationException", message)
+
+
+def test_body_that_does_not_decode_with_its_content_encoding(server):
+    reply = raw_request(server.url, CONVERSE, b"not gzip at all", headers={"Content-Encoding": "gzip"})
+    assert_modeled(reply, 400, "ValidationException", "Malformed request body: Can not decode content-encoding: gzip.")
 
 
 @pytest.mark.parametrize(

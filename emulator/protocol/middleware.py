@@ -6,6 +6,7 @@ import logging
 import uuid
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from .errors import BedrockError
 from .streaming import STREAM_WRITER
@@ -24,6 +25,9 @@ async def errors_as_bedrock(request: web.Request, handler) -> web.StreamResponse
         return await _answer(request, error)
     except web.HTTPRequestEntityTooLarge:
         return BedrockError("ValidationException", "The request body exceeds the maximum size of 25000000 bytes.").response()
+    except RequestPayloadError as exc:  # e.g. a gzip Content-Encoding the body does not decode with
+        detail = getattr(exc.__cause__, "message", None) or str(exc)
+        return BedrockError("ValidationException", f"Malformed request body: {detail}.").response()
     except web.HTTPException:
         raise
     except ConnectionError as exc:  # the client went away mid-stream; nothing can be sent

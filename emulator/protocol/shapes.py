@@ -162,9 +162,13 @@ def decode_blob(value: str) -> bytes:
     return base64.b64decode(value)
 
 
+class _NotJson(ValueError):
+    pass
+
+
 def _not_json(name: str) -> None:
     """Python's json accepts NaN and Infinity; JSON (and Bedrock) does not."""
-    raise ValueError(f"{name} is not a JSON value")
+    raise _NotJson(f"{name} is not a JSON value")
 
 
 def check_json_body(body: bytes) -> dict:
@@ -179,8 +183,12 @@ def check_json_body(body: bytes) -> dict:
         parsed = json.loads(text, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         raise BedrockError("ValidationException", f"Malformed request body: invalid JSON ({exc.msg} at position {exc.pos}).") from None
-    except ValueError as exc:
+    except _NotJson as exc:
         raise BedrockError("ValidationException", f"Malformed request body: invalid JSON ({exc}).") from None
+    except ValueError:  # Python refuses integers of more than 4300 digits
+        raise BedrockError("ValidationException", "Malformed request body: invalid JSON (a number has too many digits).") from None
+    except RecursionError:
+        raise BedrockError("ValidationException", "Malformed request body: invalid JSON (nested too deeply).") from None
     if not isinstance(parsed, dict):
         raise BedrockError("ValidationException", "Malformed request body: expected a JSON object.")
     return parsed
