@@ -104,7 +104,7 @@ def tools_prompt(tools: tuple[Tool, ...]) -> str:
         f"<tools>\n{listed}\n</tools>\n"
         f"To call a tool, answer with {CALL_START}\n"
         '{"name": <tool name>, "arguments": <arguments as a JSON object>}\n'
-        f"{CALL_END}\nTool results come back inside <tool_response></tool_response>."
+        f"{CALL_END}"
     )
 
 
@@ -115,9 +115,10 @@ def render_call(name: str, arguments: object) -> str:
 
 
 def render_result(content: str, error: bool = False) -> str:
-    """A tool result in the conversation history (`error`: the tool reported a failure)."""
-    status = " (error)" if error else ""
-    return f"<tool_response{status}>\n{content}\n</tool_response>"
+    """A tool result in the conversation history (`error`: the tool reported a failure).
+
+    Plain words rather than `<tool_response>` tags: a small model copies tags it sees into its answer."""
+    return f"The tool failed: {content}" if error else f"The tool returned: {content}"
 
 
 def _with_tools(messages: list[dict], plan: ToolPlan) -> list[dict]:
@@ -211,16 +212,22 @@ async def tool_turn(service: "Service", call: "Call", params: SamplingParams) ->
     # Pass 1: text, unless a call is forced (or the heuristic asks for one).
     tool = auto_pick(plan, call.last_user_text)
     if plan.choice in ("auto", "none") and tool is None:
-        watch = plan.choice == "auto" and CALL_START not in params.stop_sequences
-        stops = (*params.stop_sequences, CALL_START) if watch else params.stop_sequences
+        # The call marker always ends the text: it starts a call only where a call is allowed (HEURISTIC: not
+        # right after tool results, where a small model just copies the call it sees in the history).
         text_grammar = json_schema_grammar(plan.text_schema) if plan.text_schema is not None else None
+        own_stop = CALL_START not in params.stop_sequences and text_grammar is None
+        stops = (*params.stop_sequences, CALL_START) if own_stop else params.stop_sequences
         async with aclosing(run(base.messages, replace(params, stop_sequences=stops), text_grammar)) as events:
             async for event in events:
                 if isinstance(event, Finished):
                     tally.add(event)
                     text = event.text
-                    if not (watch and event.stop_reason == STOP_SEQUENCE and event.stop_sequence == CALL_START):
+                    marker = own_stop and event.stop_reason == STOP_SEQUENCE and event.stop_sequence == CALL_START
+                    if not marker:
                         yield finished(event.stop_reason, event.stop_sequence)
+                        return
+                    if plan.choice != "auto" or plan.after_results:
+                        yield finished(END_TURN)
                         return
                 else:
                     yield event
