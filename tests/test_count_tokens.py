@@ -19,6 +19,16 @@ def test_converse_form_equals_converse_input_tokens(client):
     assert count_converse(client, HAIKU, messages=messages, system=system) == reply["usage"]["inputTokens"]
 
 
+def test_converse_form_counts_the_tool_instructions_a_tool_turn_is_billed_for(client):
+    tools = {"tools": [{"toolSpec": {"name": "get_weather", "description": "The weather in a city.",
+                                     "inputSchema": {"json": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                              "required": ["city"]}}}}]}
+    messages = [user("Is it raining in Paris?")]
+    reply = client.converse(modelId=HAIKU, messages=messages, toolConfig=tools, inferenceConfig={"maxTokens": 1})
+    counted = count_converse(client, HAIKU, messages=messages, toolConfig=tools)
+    assert counted == reply["usage"]["inputTokens"] > count_converse(client, HAIKU, messages=messages)
+
+
 def test_system_prompt_and_history_are_counted(client):
     short = count_converse(client, HAIKU, messages=[user(QUESTION)], system=[{"text": "Be brief."}])
     longer = count_converse(client, HAIKU, messages=[user(QUESTION)], system=[{"text": "Be brief and polite."}])

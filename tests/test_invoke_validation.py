@@ -105,6 +105,12 @@ def test_gpt_oss_stream_flag_and_model_must_match_the_call(client):
     assert "model" in rejected(lambda: invoke(client, model, {**body, "model": "openai.gpt-oss-120b-1:0"}))
 
 
+def test_several_generations_do_not_stream(client):
+    body = {"messages": [{"role": "user", "content": QUESTION}], "max_completion_tokens": 1, "n": 2}
+    message = rejected(lambda: stream(client, "openai.gpt-oss-20b-1:0", body))
+    assert message == "The emulator streams one generation per request; ask for a single generation to stream."
+
+
 def test_non_json_bodies(client):
     assert rejected(lambda: invoke(client, HAIKU, b"not json")).startswith("Malformed input request: #: the request body is not valid JSON")
     assert rejected(lambda: invoke(client, HAIKU, b"[1, 2]")) == malformed("#: expected type: JSONObject, found: JSONArray")

@@ -16,9 +16,11 @@ from ..families.embeddings import EmbeddingFamily
 from ..protocol.errors import validation
 from ..protocol.shapes import decode_blob
 from ..service import SERVICE, Call, Service
+from ..tooluse import _with_tools as with_tools
 from .common import json_response, validated_json
 from .converse_input import conversation
 from .invoke import native_body, text_call
+from .tools import tool_plan
 
 
 async def count_tokens(request: web.Request, labels: dict) -> web.Response:
@@ -30,7 +32,11 @@ async def count_tokens(request: web.Request, labels: dict) -> web.Response:
     source = params["input"]
     if "converse" in source:
         text_family = families.text_family(entry.family)
-        call = Call("CountTokens", model_id, entry, text_family, conversation(source["converse"]))
+        messages = conversation(source["converse"])
+        tools = await tool_plan(source["converse"])
+        if tools is not None:  # a tool turn is billed for the conversation with its tool instructions
+            messages = with_tools(messages, tools)
+        call = Call("CountTokens", model_id, entry, text_family, messages)
         return json_response({"inputTokens": len(await service.prompt_ids(call))})
     body = native_body(decode_blob(source["invokeModel"]["body"]))
     if isinstance(family, TextFamily):

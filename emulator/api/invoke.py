@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from contextlib import aclosing
 
 from aiohttp import web
 
@@ -73,6 +74,8 @@ def text_call(
     body = family.canonical(body)
     family.validate(body)
     family.check_invocation(body, model_id, streaming)
+    if streaming and family.choices(body) > 1:
+        raise validation("The emulator streams one generation per request; ask for a single generation to stream.")
     prompt = family.prompt(body)
     params = family.sampling(body, entry)
     return Call(operation_name, model_id, entry, family, prompt.messages, prompt.text), params
@@ -96,12 +99,13 @@ def _token_headers(input_tokens: int, output_tokens: int, latency_ms: int, famil
 
 
 async def _finished(service: Service, call: Call, params: SamplingParams) -> Finished:
-    async for event in service.generate(call, params):
-        if isinstance(event, Failed):
-            raise model_failure(event.error)
-        if isinstance(event, Finished):
-            return event
-    raise BedrockError("ModelErrorException", "The model returned the following errors: generation ended without a result")
+    async with aclosing(service.generate(call, params)) as events:
+        async for event in events:
+            if isinstance(event, Failed):
+                raise model_failure(event.error)
+            if isinstance(event, Finished):
+                return event
+    raise model_failure(RuntimeError("generation ended without a result"))
 
 
 async def _resolve(request: web.Request, labels: dict, operation_name: str) -> tuple[Service, str, Entry, Family, dict]:
@@ -147,9 +151,50 @@ async def _embed(service: Service, request: web.Request, entry: Entry, family: E
     return family.reply(wanted, Embedded(vectors.numpy(), counts), request["request_id"]), sum(counts)
 
 
-def _chunk_payload(chunk: dict) -> dict:
-    data = json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode()
-    return {"bytes": base64.b64encode(data).decode()}
+class _NativeStream:
+    """Writes a family's native chunks as `chunk` events, with Bedrock's metrics merged into the last one."""
+
+    def __init__(self, request: web.Request, family: TextFamily, invocation: Invocation, clock: Stopwatch) -> None:
+        self.family = family
+        self.invocation = invocation
+        self.clock = clock
+        self.first_byte_ms: int | None = None
+        self.writer = EventStreamWriter(request, headers=_headers(request, {"X-Amzn-Bedrock-Content-Type": "application/json"}))
+
+    async def send(self, chunks: list[dict], metrics: dict | None = None) -> None:
+        for i, chunk in enumerate(chunks):
+            if metrics is not None and i == len(chunks) - 1:
+                chunk = {**chunk, "amazon-bedrock-invocationMetrics": metrics}
+            if self.first_byte_ms is None:
+                self.first_byte_ms = self.clock.ms
+            data = json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode()
+            await self.writer.event("chunk", {"bytes": base64.b64encode(data).decode()})
+
+    async def start(self) -> None:
+        await self.send(self.family.stream_start(self.invocation))
+
+    async def delta(self, text: str) -> None:
+        await self.send(self.family.stream_delta(self.invocation, text))
+        self.invocation.deltas += 1
+
+    async def end(self, result: Finished) -> web.StreamResponse:
+        metrics = {
+            "inputTokenCount": result.input_tokens,
+            "outputTokenCount": result.output_tokens,
+            "invocationLatency": self.clock.ms,
+            "firstByteLatency": self.first_byte_ms if self.first_byte_ms is not None else self.clock.ms,
+            **self.family.metrics_extra,
+        }
+        await self.send(self.family.stream_end(self.invocation, result), metrics)
+        return await self.writer.finish()
+
+    async def fail(self, cause: BaseException) -> web.StreamResponse:
+        error = model_failure(cause)
+        if error.code == "ModelErrorException":
+            error = BedrockError("ModelStreamErrorException", error.message, originalStatusCode=424,
+                                 originalMessage=error.message)
+        await self.writer.exception(error)
+        return await self.writer.finish()
 
 
 async def invoke_model_with_response_stream(request: web.Request, labels: dict) -> web.StreamResponse:
@@ -158,45 +203,23 @@ async def invoke_model_with_response_stream(request: web.Request, labels: dict) 
     service, model_id, entry, family, body = await _resolve(request, labels, operation_name)
     assert isinstance(family, TextFamily)  # every non-text family answers `streams = False` above
     call, params = text_call(service, operation_name, model_id, entry, family, body, streaming=True)
-    family = call.family
     invocation = Invocation(model_id, body, request["request_id"], input_tokens=len(await service.prompt_ids(call)))
-    events = service.generate(call, params)
-    # Everything that can fail before the model's first token is still an ordinary HTTP error.
-    event = await anext(events)
-    if isinstance(event, Failed):
-        raise model_failure(event.error)
-    stream = EventStreamWriter(request, headers=_headers(request, {"X-Amzn-Bedrock-Content-Type": "application/json"}))
-    first_byte_ms: int | None = None
-
-    async def send(chunks: list[dict], metrics: dict | None = None) -> None:
-        nonlocal first_byte_ms
-        for i, chunk in enumerate(chunks):
-            if metrics is not None and i == len(chunks) - 1:
-                chunk = {**chunk, "amazon-bedrock-invocationMetrics": metrics}
-            if first_byte_ms is None:
-                first_byte_ms = clock.ms
-            await stream.event("chunk", _chunk_payload(chunk))
-
-    await send(family.stream_start(invocation))
-    while True:
-        if isinstance(event, TextDelta):
-            await send(family.stream_delta(invocation, event.text))
-            invocation.deltas += 1
-        elif isinstance(event, Failed):
-            error = model_failure(event.error)
-            if error.code == "ModelErrorException":
-                error = BedrockError("ModelStreamErrorException", error.message, originalStatusCode=424,
-                                     originalMessage=error.message)
-            await stream.exception(error)
-            return await stream.finish()
-        elif isinstance(event, Finished):
-            metrics = {
-                "inputTokenCount": event.input_tokens,
-                "outputTokenCount": event.output_tokens,
-                "invocationLatency": clock.ms,
-                "firstByteLatency": first_byte_ms if first_byte_ms is not None else clock.ms,
-                **family.metrics_extra,
-            }
-            await send(family.stream_end(invocation, event), metrics)
-            return await stream.finish()
-        event = await anext(events)
+    stream: _NativeStream | None = None
+    # aclosing: however the handler ends (an error, or a client that went away), the generation stops now.
+    async with aclosing(service.generate(call, params)) as events:
+        async for event in events:
+            if stream is None:
+                if isinstance(event, Failed):  # before the first chunk, a failure is still an ordinary HTTP error
+                    raise model_failure(event.error)
+                stream = _NativeStream(request, call.family, invocation, clock)
+                await stream.start()
+            if isinstance(event, TextDelta):
+                await stream.delta(event.text)
+            elif isinstance(event, Failed):
+                return await stream.fail(event.error)
+            elif isinstance(event, Finished):
+                return await stream.end(event)
+    ended = RuntimeError("generation ended without a result")
+    if stream is None:
+        raise model_failure(ended)
+    return await stream.fail(ended)

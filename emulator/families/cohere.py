@@ -6,7 +6,6 @@ import uuid
 
 from ..engine.scheduler import CONTEXT_EXCEEDED
 from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished
-from ..protocol.errors import validation
 from . import schema as s
 from .base import Invocation, Knobs, Prompt, TextFamily
 from .prompts import instruction
@@ -52,10 +51,6 @@ class CohereCommand(TextFamily):
 
     def choices(self, body: dict) -> int:
         return int(body.get("num_generations", 1))
-
-    def check_invocation(self, body: dict, model_id: str, streaming: bool) -> None:
-        if streaming and self.choices(body) > 1:
-            raise validation("The emulator streams one generation per request; set num_generations to 1 to stream.")
 
     def native_responses(self, results: list[Finished], model_id: str, call: Invocation | None = None) -> dict:
         # The top-level id is the request id; likelihoods are not computed by the local engine.
