@@ -1,8 +1,16 @@
 """Runs generation on a dedicated thread so the event loop never waits on the model.
 
-Sequences are interleaved token by token: a request that arrives while another is generating joins at the next
-token boundary and leaves as soon as it finishes, so a long generation never starves a short one. Each step
+Continuous batching: every running sequence advances by one token in a single batched forward pass per step. A
+request that arrives while others generate has its prompt read (prefill) at the next token boundary and joins the
+batch; a sequence that finishes, hits a stop sequence or whose client went away leaves at once and its KV cache row
+is refilled by the batch's last row. Each sequence keeps its own sampling parameters, random generator, stop
+sequences, token budget and constraint, so what it produces does not depend on what else is running (greedy
+output may differ in the last bits of a tie between batched and single runs; see bench/RESULTS.md). Each step
 hands its events back to the request's event loop thread-safely.
+
+transformers' own continuous-batching manager (`generate_batch` / `init_continuous_batching`) is not used: it has
+no per-sequence hook for a `TokenConstraint`, one random seed for the whole batch instead of one per request, and
+its paged-attention path is built for GPUs (on this CPU it is slower than the loop below).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from .types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Event, Failed, Finished,
 log = logging.getLogger("emulator.engine")
 
 CONTEXT_EXCEEDED = "model_context_window_exceeded"
+MAX_BATCH = 32  # sequences decoded together; later arrivals wait for a row
 
 
 class _Sequence:
@@ -32,8 +41,8 @@ class _Sequence:
         self.request = request
         self.sink = sink
         self.cancelled = False
-        self.cache = None
-        self.next_input: torch.Tensor | None = None
+        self.length = 0  # tokens in this sequence's KV cache row
+        self.next_token = -1  # chosen but not yet fed to the model
         self.generated = 0
         self.budget = min(request.params.max_new_tokens, model.context_length - len(request.prompt_ids))
         self.detok = IncrementalDetokenizer(model.tokenizer)
@@ -42,6 +51,11 @@ class _Sequence:
         self.text: list[str] = []
         self.started = time.monotonic()
         self.first_token_ms: int | None = None
+
+    @property
+    def plain_greedy(self) -> bool:
+        """Its token is the batch-wide argmax (no per-sequence work before the choice)."""
+        return self.request.params.greedy and self.request.constraint is None
 
     def emit(self, text: str) -> None:
         if text:
@@ -62,7 +76,7 @@ class Scheduler:
         self._incoming: queue.SimpleQueue[_Sequence] = queue.SimpleQueue()
         # Read-only views for tests and diagnostics (written only by the generation thread).
         self.active_sequences = 0
-        self.steps_taken = 0
+        self.steps_taken = 0  # tokens produced, summed over sequences
         self._thread = threading.Thread(target=self._run, name=f"generate-{model.name}", daemon=True)
         self._thread.start()
 
@@ -72,69 +86,109 @@ class Scheduler:
         return seq
 
     def _run(self) -> None:
-        active: list[_Sequence] = []
+        active: list[_Sequence] = []  # active[i] owns KV cache row i
+        waiting: list[_Sequence] = []
         with torch.inference_mode():
             while True:
-                if not active:
-                    active.append(self._incoming.get())
+                if not active and not waiting:
+                    self._model.runner.release()  # idle: give back the KV cache a burst grew
+                    waiting.append(self._incoming.get())
                 while not self._incoming.empty():
-                    active.append(self._incoming.get_nowait())
-                for seq in list(active):
-                    if seq.cancelled:
-                        active.remove(seq)
-                        continue
-                    try:
-                        done = self._step(seq)
-                        self.steps_taken += 1
-                    except Exception as exc:  # reported to the request, never fatal to the thread
-                        log.exception("generation failed")
-                        seq.sink(Failed(exc))
-                        done = True
-                    if done:
-                        active.remove(seq)
+                    waiting.append(self._incoming.get_nowait())
+                self._leave(active, [row for row, seq in enumerate(active) if seq.cancelled])
+                while waiting and len(active) < MAX_BATCH:
+                    seq = waiting.pop(0)
+                    if not seq.cancelled and self._guard(seq, self._prefill, seq, len(active)):
+                        active.append(seq)
+                if active:
+                    self._decode(active)
                 self.active_sequences = len(active)
 
-    def _step(self, seq: _Sequence) -> bool:
-        """Advance one token; return True when the sequence is finished."""
-        model = self._model
+    def _guard(self, seq: _Sequence, step: Callable, *args) -> bool:
+        """Run one step for `seq`; True while it goes on. A failure is reported to its request, never fatal here."""
+        try:
+            return step(*args)
+        except Exception as exc:
+            log.exception("generation failed")
+            seq.sink(Failed(exc))
+            return False
+
+    def _prefill(self, seq: _Sequence, row: int) -> bool:
         if seq.budget <= 0:
             seq.finish(CONTEXT_EXCEEDED)
-            return True
-        if seq.next_input is None:
-            ids = torch.tensor([seq.request.prompt_ids], device=model.device)
-        else:
-            ids = seq.next_input
-        out = model.model(input_ids=ids, past_key_values=seq.cache, use_cache=True)
-        seq.cache = out.past_key_values
-        logits = out.logits[0, -1]
+            return False
+        prompt = list(seq.request.prompt_ids)
+        logits = self._model.runner.prefill(row, prompt)
+        seq.length = len(prompt)
+        return self._accept(seq, self._choose(seq, logits))
+
+    def _decode(self, active: list[_Sequence]) -> None:
+        tokens = [seq.next_token for seq in active]
+        try:
+            logits = self._model.runner.decode(tokens, [seq.length for seq in active])
+        except Exception as exc:
+            log.exception("batched generation failed")
+            for seq in active:
+                seq.sink(Failed(exc))
+            self._leave(active, list(range(len(active))))
+            return
+        for seq in active:
+            seq.length += 1
+        greedy = logits.argmax(dim=-1).tolist() if any(s.plain_greedy for s in active) else []
+        done = []
+        for row, seq in enumerate(active):
+            token = greedy[row] if seq.plain_greedy else None
+            if not self._guard(seq, self._advance, seq, logits[row], token):
+                done.append(row)
+        self._leave(active, done)
+
+    def _advance(self, seq: _Sequence, logits: torch.Tensor, token: int | None) -> bool:
+        return self._accept(seq, self._choose(seq, logits) if token is None else token)
+
+    def _choose(self, seq: _Sequence, logits: torch.Tensor) -> int:
         constraint = seq.request.constraint
         if constraint is not None:
             logits = constraint.mask_logits(logits)
         token = sampling.choose(logits, seq.request.params, seq.generator)
         if constraint is not None:
             constraint.advance(token)
+        return token
+
+    def _accept(self, seq: _Sequence, token: int) -> bool:
+        """Take the chosen token: stream its text, and say whether the sequence goes on."""
+        self.steps_taken += 1
         if seq.first_token_ms is None:
             seq.first_token_ms = int((time.monotonic() - seq.started) * 1000)
-        if token in model.eos_ids:
+        if token in self._model.eos_ids:
             seq.finish(END_TURN)
-            return True
+            return False
         seq.generated += 1
-        seq.next_input = torch.tensor([[token]], device=model.device)
+        seq.next_token = token
         safe, stop = seq.stops.feed(seq.detok.push(token))
         seq.emit(safe)
         if stop is not None:
             seq.finish(STOP_SEQUENCE, stop)
-            return True
+            return False
+        constraint = seq.request.constraint
         if constraint is not None and constraint.is_complete():
             seq.finish(END_TURN)
-            return True
+            return False
         if seq.generated >= seq.request.params.max_new_tokens:
             seq.finish(MAX_TOKENS)
-            return True
+            return False
         if seq.generated >= seq.budget:
             seq.finish(CONTEXT_EXCEEDED)
-            return True
-        return False
+            return False
+        return True
+
+    def _leave(self, active: list[_Sequence], rows: list[int]) -> None:
+        """Drop these rows from the batch, keeping rows compact: the last row moves into each freed one."""
+        for row in sorted(rows, reverse=True):  # highest first, so the last row is never one still to drop
+            last = len(active) - 1
+            if row != last:
+                self._model.runner.move_row(last, row, active[last].length)
+                active[row] = active[last]
+            active.pop()
 
 
 class TextEngine:
@@ -151,7 +205,7 @@ class TextEngine:
 
     @property
     def steps_taken(self) -> int:
-        """Model steps (one token each) taken since start, across all sequences."""
+        """Tokens produced since start, summed over all sequences (a batched step of n sequences counts n)."""
         return self._scheduler.steps_taken
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:

@@ -1,13 +1,30 @@
-"""A local causal language model with its tokenizer and chat template."""
+"""A local causal language model: its tokenizer and chat template, and the runner that computes its logits.
+
+Two runners share one interface (rows of a KV cache; `prefill` a row's prompt, `decode` one token for rows 0..B-1):
+- `Decoder` (decoder.py): the fast path for Llama-architecture models, weights packed once into the cache
+  (int4 on CPU, bfloat16 on GPU by default); transformers' model class is never instantiated, so a start reads
+  only the packed file and the tokenizer.
+- `ReferenceRunner`: transformers' own forward pass, one sequence at a time, in the catalog's dtype. It serves
+  every other architecture, and `BEDROCK_EMULATOR_WEIGHTS=reference` selects it to reproduce transformers' float32
+  numerics exactly.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from pathlib import Path
 
 import torch
 
+from . import decoder
+
 log = logging.getLogger("emulator.models")
+
+WEIGHTS_ENV = "BEDROCK_EMULATOR_WEIGHTS"
+WEIGHT_FORMATS = ("int4", "int8", "bfloat16", "float32", "reference")
+PREFILL_CHUNK = 512  # prompt tokens per forward pass: bounds the attention mask's memory on long prompts
 
 
 def pick_device(device: str) -> torch.device:
@@ -18,28 +35,68 @@ def pick_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def weight_format(device: torch.device) -> str:
+    """The format asked for in BEDROCK_EMULATOR_WEIGHTS, else int4 on CPU and bfloat16 on a GPU."""
+    chosen = os.environ.get(WEIGHTS_ENV) or ("int4" if device.type == "cpu" else "bfloat16")
+    if chosen not in WEIGHT_FORMATS:
+        raise RuntimeError(f"{WEIGHTS_ENV}={chosen!r}: expected one of {', '.join(WEIGHT_FORMATS)}")
+    return chosen
+
+
+class ReferenceRunner:
+    """transformers' forward, one sequence at a time, each with its own cache."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self._caches: dict[int, object] = {}
+
+    def _step(self, row: int, ids: list[int]) -> torch.Tensor:
+        out = self.model(
+            input_ids=torch.tensor([ids], device=self.model.device), past_key_values=self._caches.get(row), use_cache=True
+        )
+        self._caches[row] = out.past_key_values
+        return out.logits[0, -1].float()
+
+    def prefill(self, row: int, ids: list[int]) -> torch.Tensor:
+        self._caches.pop(row, None)
+        return self._step(row, ids)
+
+    def decode(self, tokens: list[int], positions: list[int]) -> torch.Tensor:
+        return torch.stack([self._step(row, [token]) for row, token in enumerate(tokens)])
+
+    def move_row(self, src: int, dst: int, length: int) -> None:
+        self._caches[dst] = self._caches.pop(src)
+
+    def release(self) -> None:
+        self._caches.clear()
+
+
 class TextModel:
-    def __init__(self, name: str, tokenizer, model, device: torch.device) -> None:
+    def __init__(self, name: str, tokenizer, runner, config: dict, eos_ids: set[int], device: torch.device) -> None:
         self.name = name
         self.tokenizer = tokenizer
-        self.model = model
+        self.runner = runner
         self.device = device
-        eos = model.generation_config.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        if tokenizer.eos_token_id is not None:
-            eos_ids.add(tokenizer.eos_token_id)
         self.eos_ids = frozenset(eos_ids)
-        self.context_length = int(getattr(model.config, "max_position_embeddings", 2048))
+        self.context_length = int(config.get("max_position_embeddings", 2048))
 
     @classmethod
     def load(cls, name: str, folder: Path, device: torch.device, dtype: str = "float32") -> "TextModel":
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype))
-        model.to(device).eval()
-        log.info("loaded text model %s from %s on %s", name, folder, device)
-        return cls(name, tokenizer, model, device)
+        config = json.loads((folder / "config.json").read_text())
+        weights = weight_format(device)
+        if weights != "reference" and decoder.supports(config):
+            runner = decoder.Decoder(config, decoder.load_packed(folder, weights), weights, device, PREFILL_CHUNK)
+        else:
+            from transformers import AutoModelForCausalLM
+
+            weights = f"reference ({dtype})"
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype))
+            runner = ReferenceRunner(model.to(device).eval())
+        log.info("loaded text model %s from %s on %s, weights %s", name, folder, device, weights)
+        return cls(name, tokenizer, runner, config, _eos_ids(folder, config, tokenizer), device)
 
     def chat_ids(self, messages: list[dict], continue_final: bool = False) -> list[int]:
         """Token ids of a conversation rendered with the model's own chat template.
@@ -57,3 +114,15 @@ class TextModel:
     def text_ids(self, text: str) -> list[int]:
         """Token ids of a raw prompt (templates already applied, so no special tokens are added)."""
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def _eos_ids(folder: Path, config: dict, tokenizer) -> set[int]:
+    """End-of-turn tokens: the generation config's (as transformers' generate uses them), else the model config's."""
+    gen_config = folder / "generation_config.json"
+    eos = json.loads(gen_config.read_text()).get("eos_token_id") if gen_config.exists() else None
+    if eos is None:
+        eos = config.get("eos_token_id")
+    ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
