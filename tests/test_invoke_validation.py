@@ -51,6 +51,10 @@ def test_claude_message_content_rules(client):
     assert rejected(lambda: invoke(client, HAIKU, empty)) == "messages: text content blocks must be non-empty"
     bad_block = {**CLAUDE, "messages": [{"role": "user", "content": [{"text": "hi"}]}]}
     assert rejected(lambda: invoke(client, HAIKU, bad_block)) == malformed("#/messages/0/content/0: required key [type] not found")
+    spaced_prefill = {**CLAUDE, "messages": [*CLAUDE["messages"], {"role": "assistant", "content": "The answer is "}]}
+    assert rejected(lambda: invoke(client, HAIKU, spaced_prefill)) == (
+        "messages: final assistant content cannot end with trailing whitespace"
+    )
     bad_role = {**CLAUDE, "messages": [{"role": "system", "content": "hi"}]}
     assert rejected(lambda: invoke(client, HAIKU, bad_role)) == malformed("#/messages/0/role: system is not a valid enum value")
 

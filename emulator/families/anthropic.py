@@ -67,6 +67,22 @@ _MESSAGE = s.Obj(
 )
 
 
+def _message_text(i: int, content: str | list, prefill: bool) -> str:
+    """One message's content checked as Claude checks it, rendered as Converse renders the same blocks."""
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+    for j, block in enumerate(blocks):
+        is_text = isinstance(block, dict) and block.get("type") == "text"
+        s.check_at(_TEXT_BLOCK if is_text else _BLOCK, block, ("messages", i, "content", j))
+    if not prefill and (not blocks or any(b["type"] == "text" and not b["text"] for b in blocks)):
+        if not blocks:
+            raise validation("messages: all messages must have non-empty content except for the optional final assistant message")
+        raise validation("messages: text content blocks must be non-empty")
+    text = converse_blocks_text([_anthropic_block(b) for b in blocks])
+    if prefill and text != text.rstrip():
+        raise validation("messages: final assistant content cannot end with trailing whitespace")
+    return text
+
+
 class Anthropic(TextFamily):
     """The Messages API body (every Claude model)."""
 
@@ -96,6 +112,7 @@ class Anthropic(TextFamily):
                 "tool_choice": s.Obj({"type": s.Str(enum=("auto", "any", "tool", "none"))}, required=("type",), closed=False),
                 "thinking": s.Obj({"type": s.Str()}, required=("type",), closed=False),
                 "metadata": s.AnyValue(),
+                "output_config": s.AnyValue(),  # structured output: accepted, not enforced on InvokeModel
             },
             required=("anthropic_version", "max_tokens", "messages"),
         )
@@ -119,25 +136,12 @@ class Anthropic(TextFamily):
         if not messages:
             raise validation("messages: at least one message is required")
         for i, message in enumerate(messages):
-            content = message["content"]
-            blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-            for j, block in enumerate(blocks):
-                s.check_at(_TEXT_BLOCK if isinstance(block, dict) and block.get("type") == "text" else _BLOCK,
-                           block, ("messages", i, "content", j))
-            last = i == len(messages) - 1
-            if not blocks and not (last and message["role"] == "assistant"):
-                raise validation("messages: all messages must have non-empty content except for the optional final assistant message")
-            if any(b.get("type") == "text" and not b.get("text") for b in blocks) and not (last and message["role"] == "assistant"):
-                raise validation("messages: text content blocks must be non-empty")
-            text = converse_blocks_text([_anthropic_block(b) for b in blocks])
+            prefill = i == len(messages) - 1 and message["role"] == "assistant"
+            text = _message_text(i, message["content"], prefill)
             if chat and chat[-1]["role"] == message["role"]:  # consecutive turns of one role are merged, as the API does
                 chat[-1]["content"] += "\n\n" + text
-            else:
+            elif text or not prefill:
                 chat.append({"role": message["role"], "content": text})
-        if chat[-1]["role"] == "assistant":
-            chat[-1]["content"] = chat[-1]["content"].rstrip()  # Claude rejects trailing whitespace in a prefill
-            if not chat[-1]["content"]:
-                chat.pop()
         return Prompt(messages=chat)
 
     def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
