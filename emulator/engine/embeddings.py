@@ -41,7 +41,9 @@ class EmbeddingModel:
 
     def count_tokens(self, text: str) -> int:
         """Tokens the model reads for `text` (special tokens excluded), before truncation."""
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        # Under the lock: a fast tokenizer rewrites its shared truncation settings on every call.
+        with self._lock:
+            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def embed_sync(self, texts: list[str], normalize: bool = True, keep: str = "start") -> torch.Tensor:
         """Mean-pooled vectors, one row per text, unit-normalised unless asked otherwise.
