@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .api import admin, converse, count_tokens, guardrail, health, invoke
+from .api import admin, async_invoke, converse, count_tokens, guardrail, health, invoke
 from .catalog import Catalog
 from .engine.pool import ModelPool
 from .engine.sources import default_cache_dir
@@ -34,6 +34,9 @@ OPERATIONS: dict[str, Handler] = {
     "InvokeModel": invoke.invoke_model,
     "InvokeModelWithResponseStream": invoke.invoke_model_with_response_stream,
     "CountTokens": count_tokens.count_tokens,
+    "StartAsyncInvoke": async_invoke.start_async_invoke,
+    "GetAsyncInvoke": async_invoke.get_async_invoke,
+    "ListAsyncInvokes": async_invoke.list_async_invokes,
 }
 
 
@@ -43,6 +46,7 @@ class Settings:
     cache_dir: Path | None = None
     device: str = "cpu"
     guardrails_path: Path | None = None
+    async_output_dir: Path | None = None  # where async invocations write output (default: <cache>/async-invoke)
     testing: TestKitConfig = field(default_factory=TestKitConfig)  # fixtures, invocation log, rate limits
 
 
@@ -78,6 +82,7 @@ def build_app(settings: Settings | None = None) -> web.Application:
     app.on_cleanup.append(_stop_loading)
     app.router.add_get("/_emulator/health", health.health)
     install_testkit(app, settings.testing)
+    async_invoke.install(app, settings.async_output_dir or pool.cache_dir / "async-invoke")
     admin.register(app)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

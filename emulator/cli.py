@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="append every invocation to FILE as JSON lines (Bedrock's model-invocation log shape)")
     testing.add_argument("--rate-limits", type=Path, default=None, metavar="FILE",
                          help="per-model requests/tokens-per-minute quotas (YAML `limits:` list)")
+    parser.add_argument("--async-output-dir", type=Path, default=None,
+                        help="local folder standing in for S3 output of async invocations (default: <cache>/async-invoke)")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings(catalog_path=args.models, cache_dir=args.cache_dir or default_cache_dir(), device=args.device,
-                        guardrails_path=args.guardrails,
+                        guardrails_path=args.guardrails, async_output_dir=args.async_output_dir,
                         testing=TestKitConfig(fixtures_dir=args.fixtures, require_fixture_match=args.require_fixture_match,
                                               invocation_log_path=args.invocation_log, rate_limits_path=args.rate_limits))
     if args.command == "fetch":

@@ -122,33 +122,39 @@ async def _resolve(request: web.Request, labels: dict, operation_name: str) -> t
 async def invoke_model(request: web.Request, labels: dict) -> web.StreamResponse:
     clock = Stopwatch()
     service, model_id, entry, family, body = await _resolve(request, labels, "InvokeModel")
+    reply, headers = await invoke_native(service, model_id, entry, family, body, request["request_id"], clock)
+    return json_response(reply, _headers(request, headers))
+
+
+async def invoke_native(
+    service: Service, model_id: str, entry: Entry, family: Family, body: dict, request_id: str, clock: Stopwatch
+) -> tuple[dict, dict[str, int]]:
+    """One native body answered whole: the reply body and its token/latency headers (InvokeModel, async jobs)."""
     if isinstance(family, EmbeddingFamily):
-        reply, input_tokens = await _embed(service, request, entry, family, body)
-        return json_response(reply, _headers(request, _token_headers(input_tokens, 0, clock.ms)))
+        reply, input_tokens = await _embed(service, request_id, entry, family, body)
+        return reply, _token_headers(input_tokens, 0, clock.ms)
     if isinstance(family, ImageFamily):
         family.validate(body)
         reply = await asyncio.to_thread(family.render, body)  # PNG encoding is CPU work: off the loop
-        return json_response(reply, _headers(request, {"X-Amzn-Bedrock-Invocation-Latency": clock.ms}))
+        return reply, {"X-Amzn-Bedrock-Invocation-Latency": clock.ms}
     assert isinstance(family, TextFamily)
     call, params = text_call(service, "InvokeModel", model_id, entry, family, body, streaming=False)
     count = call.family.choices(body)
     results = await asyncio.gather(*(_finished(service, call, params) for _ in range(count)))
-    invocation = Invocation(model_id, body, request["request_id"], input_tokens=results[0].input_tokens,
-                            latency_ms=clock.ms)
+    invocation = Invocation(model_id, body, request_id, input_tokens=results[0].input_tokens, latency_ms=clock.ms)
     reply = call.family.native_responses(list(results), model_id, invocation)
     output_tokens = sum(r.output_tokens for r in results)
-    headers = _token_headers(results[0].input_tokens, output_tokens, clock.ms, call.family)
-    return json_response(reply, _headers(request, headers))
+    return reply, _token_headers(results[0].input_tokens, output_tokens, clock.ms, call.family)
 
 
-async def _embed(service: Service, request: web.Request, entry: Entry, family: EmbeddingFamily, body: dict) -> tuple[dict, int]:
+async def _embed(service: Service, request_id: str, entry: Entry, family: EmbeddingFamily, body: dict) -> tuple[dict, int]:
     family.validate(body)
     wanted = family.request(body, entry)
     model = service.pool.embedding_model(service.catalog.require_local(entry))
     counts = await asyncio.to_thread(lambda: [model.count_tokens(text) for text in wanted.texts])
     family.check_lengths(wanted, counts, model.window)
     vectors = await model.embed(wanted.texts, normalize=False, keep=wanted.keep)
-    return family.reply(wanted, Embedded(vectors.numpy(), counts), request["request_id"]), sum(counts)
+    return family.reply(wanted, Embedded(vectors.numpy(), counts), request_id), sum(counts)
 
 
 class _NativeStream:

@@ -24,10 +24,9 @@ from typing import Any
 from aiohttp import web
 
 from ..protocol.errors import BedrockError
+from ..protocol.identity import ACCOUNT_ID, request_region
 
 DEFAULT_SIZE = 1000
-ACCOUNT_ID = "000000000000"  # stand-in account id, as other AWS emulators use
-_REGION = re.compile(r"Credential=[^/,]+/\d{8}/([^/,]+)/")
 _ATTEMPT = re.compile(r"attempt=(\d+)")
 
 
@@ -86,13 +85,12 @@ class Invocation:
 
     @classmethod
     async def begin(cls, request: web.Request, operation: str, model_id: str | None) -> "Invocation":
-        region = _REGION.search(request.headers.get("Authorization", ""))
         attempt = _ATTEMPT.search(request.headers.get("amz-sdk-request", ""))
         return cls(
             request_id=request.get("request_id", ""),
             operation=operation,
             model_id=model_id,
-            region=region.group(1) if region else "us-east-1",
+            region=request_region(request),
             input_content_type=request.headers.get("Content-Type"),
             raw_request=await request.read(),
             attempt=int(attempt.group(1)) if attempt else None,
