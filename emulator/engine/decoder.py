@@ -22,6 +22,7 @@ equal transformers' float32 ones.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -30,8 +31,11 @@ import torch.nn.functional as F
 
 # Architectures whose checkpoints this forward reproduces exactly (no biases, no sliding window, default RoPE).
 SUPPORTED = {"LlamaForCausalLM"}
+log = logging.getLogger("emulator.models")
+
 PACK_VERSION = 2
-RESCORE = 32  # LM-head candidates recomputed in float32 per token
+RESCORE_MARGIN = 2.0  # LM-head logits this close to a row's best are recomputed in float32
+RESCORE_LIMIT = 64  # at most this many per row
 GROUP = 32  # int4 group size: GGUF's Q4 block, so a Q4_1 checkpoint round-trips exactly
 
 
@@ -135,6 +139,7 @@ def load_packed(folder: Path, weights: str) -> dict[str, torch.Tensor]:
     target = packed_path(folder, weights)
     if target.exists():
         return load_file(target)
+    log.info("packing %s weights for %s (once; cached as %s)", weights, folder.name, target.name)
     config = json.loads((folder / "config.json").read_text())
     state: dict[str, torch.Tensor] = {}
     for shard in sorted(folder.glob("*.safetensors")):
@@ -161,9 +166,20 @@ class KVCache:
         self.v: list[torch.Tensor] = []
         self.reset()
 
-    def reset(self, rows: int = 1, capacity: int = 256) -> None:
-        """Drop everything (frees memory after a burst of long or many sequences)."""
-        self._alloc(rows, capacity)
+    def reset(self) -> None:
+        """Drop everything (frees memory after a burst of long or many sequences); the next use allocates."""
+        self.k, self.v, self.rows, self.capacity = [], [], 0, 0
+
+    def ensure(self, rows: int, length: int, limit: int) -> None:
+        if rows <= self.rows and length <= self.capacity:
+            return
+        new_rows = max(self.rows, 1)
+        while new_rows < rows:
+            new_rows *= 2
+        new_cap = max(self.capacity, 256)
+        while new_cap < length:
+            new_cap *= 2
+        self._alloc(new_rows, min(max(new_cap, length), limit))
 
     def _alloc(self, rows: int, capacity: int) -> None:
         kvh, hd = self.shape
@@ -174,17 +190,6 @@ class KVCache:
         for old, new in zip(self.k + self.v, new_k + new_v):
             new[:r, :, :c] = old[:r, :, :c]
         self.k, self.v, self.rows, self.capacity = new_k, new_v, rows, capacity
-
-    def ensure(self, rows: int, length: int, limit: int) -> None:
-        if rows <= self.rows and length <= self.capacity:
-            return
-        new_rows = self.rows
-        while new_rows < rows:
-            new_rows *= 2
-        new_cap = self.capacity
-        while new_cap < length:
-            new_cap *= 2
-        self._alloc(new_rows, min(max(new_cap, length), limit))
 
     def move_row(self, src: int, dst: int, length: int) -> None:
         for t in self.k + self.v:
@@ -259,16 +264,23 @@ class Decoder:
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         """Float32 logits of final hidden states [N, hidden].
 
-        The packed LM head rounds its output to bfloat16 (a step of 0.125 at typical logit sizes), enough to flip a
-        close greedy choice. So the best RESCORE candidates are recomputed exactly in float32 from the 8-bit
-        vocabulary blocks: the greedy token is then the float32 argmax whenever it is among them.
+        The packed LM head is approximate (4- or 8-bit weights, output rounded to bfloat16: a step of 0.125 at
+        typical logit sizes), enough to flip a close greedy choice. So every token within RESCORE_MARGIN of a row's
+        best approximate logit is recomputed exactly in float32 from the 8-bit vocabulary blocks: the greedy token
+        is the float32 argmax whenever the head's error stays under half the margin (bench/agreement.py measures it).
         """
         logits = self.lm_head(x.to(self.act)).float()
         if self.head_q is None:
             return logits
-        candidates = logits.topk(RESCORE, dim=-1).indices  # [N, R]
-        exact = torch.bmm(self._rows(self.head_q, self.head_d, candidates), x[:, :, None]).squeeze(-1)
-        return logits.scatter_(1, candidates, exact)
+        best = logits.max(dim=-1, keepdim=True).values
+        rows, cols = torch.nonzero(logits >= best - RESCORE_MARGIN, as_tuple=True)
+        if rows.shape[0] > RESCORE_LIMIT * logits.shape[0]:  # a flat distribution: rescore the top few per row
+            cols = logits.topk(RESCORE_LIMIT, dim=-1).indices
+            rows = torch.arange(logits.shape[0], device=logits.device)[:, None].expand_as(cols)
+            rows, cols = rows.reshape(-1), cols.reshape(-1)
+        exact = (self._rows(self.head_q, self.head_d, cols) * x[rows]).sum(dim=-1)
+        logits[rows, cols] = exact
+        return logits
 
     def _rope(self, positions: torch.Tensor) -> torch.Tensor:
         cos, sin = self.cos[positions][:, None, :], self.sin[positions][:, None, :]
@@ -338,5 +350,6 @@ class Decoder:
         self.cache.move_row(src, dst, length)
 
     def release(self) -> None:
-        if self.cache.rows > 1 or self.cache.capacity > 256:
+        """Idle: free a cache that a burst grew (a single short sequence's cache is kept for the next request)."""
+        if self.cache.rows > 1 or self.cache.capacity > 1024:
             self.cache.reset()

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from ..catalog import Catalog
 from ..protocol.errors import BedrockError
-from . import sources
+from . import encoder, sources
 from .embeddings import EmbeddingModel
 from .scheduler import TextEngine
-from .text_model import TextModel, pick_device
+from .text_model import TextModel, load_tokenizer, pick_device
 
 log = logging.getLogger("emulator.models")
 
@@ -38,7 +38,7 @@ class ModelPool:
                 if spec.kind == "text":
                     self.text[name] = TextEngine(TextModel.load(name, folder, device, spec.dtype))
                 else:
-                    self.embedding[name] = EmbeddingModel.load(name, folder, device)
+                    self.embedding[name] = _load_embedding(name, folder, device)
                 log.info("model %s ready in %.1fs", name, time.monotonic() - started)
             self.ready = True
         except Exception as exc:
@@ -69,3 +69,11 @@ class ModelPool:
                 )
             raise self._not_ready()
         return self.embedding[name]
+
+
+def _load_embedding(name: str, folder: Path, device) -> EmbeddingModel:
+    """BERT checkpoints through the lean encoder (no transformers model import at start), others via transformers."""
+    if not encoder.supports(folder):
+        return EmbeddingModel.load(name, folder, device)
+    log.info("loaded embedding model %s from %s on %s (lean BERT encoder)", name, folder, device)
+    return EmbeddingModel(name, load_tokenizer(folder), encoder.BertEncoder(folder, device), device)

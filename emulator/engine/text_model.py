@@ -82,9 +82,7 @@ class TextModel:
 
     @classmethod
     def load(cls, name: str, folder: Path, device: torch.device, dtype: str = "float32") -> "TextModel":
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        tokenizer = load_tokenizer(folder)
         config = json.loads((folder / "config.json").read_text())
         weights = weight_format(device)
         if weights != "reference" and decoder.supports(config):
@@ -114,6 +112,22 @@ class TextModel:
     def text_ids(self, text: str) -> list[int]:
         """Token ids of a raw prompt (templates already applied, so no special tokens are added)."""
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def load_tokenizer(folder: Path):
+    """The folder's tokenizer, built from the class its tokenizer_config.json names.
+
+    `AutoTokenizer` resolves the model's config class first, which imports transformers' whole modeling stack
+    (seconds of a start); the named tokenizer class is what it would build anyway.
+    """
+    import transformers
+
+    try:
+        named = json.loads((folder / "tokenizer_config.json").read_text()).get("tokenizer_class")
+    except OSError:
+        named = None
+    tokenizer_class = getattr(transformers, named, None) if isinstance(named, str) else None
+    return (tokenizer_class or transformers.AutoTokenizer).from_pretrained(folder)
 
 
 def _eos_ids(folder: Path, config: dict, tokenizer) -> set[int]:

@@ -1,0 +1,203 @@
+"""Every performance figure of the README against its baseline, in one run: `python bench/run.py`.
+
+Sub-benchmarks (`--only a,b`): single (one ConverseStream vs llama.cpp), batch (16 concurrent ConverseStreams vs
+llama.cpp single-stream), start (second start to healthy, resident memory), protocol (scripted Converse
+requests/s vs MiniStack), agreement (greedy tokens vs transformers' float32 reference).
+
+Fairness: both sides of a ratio get the same prompt tokens, token count and thread count, run interleaved in the
+same session (so load from other processes hits both), warm-ups are excluded and medians are reported.
+Raw numbers go to bench/results/latest.json; the table is printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import LONG_PROMPT, ROOT, Emulator, LlamaCpp, chat_ids, client, median, stream_once  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+TOKENS = 128
+
+
+def single(args, results: dict) -> None:
+    """Single-stream decode rate: emulator ConverseStream vs llama.cpp, same prompt ids, 128 greedy tokens."""
+    ids = chat_ids(LONG_PROMPT)
+    server = Emulator(args.threads)
+    server.wait_healthy()
+    llama = LlamaCpp(args.threads, args.llama_python)
+    bedrock = client(server.url)
+    ours, theirs = [], []
+    try:
+        for round_ in range(args.rounds + 1):  # round 0 warms both up and is dropped
+            mine = stream_once(bedrock, LONG_PROMPT, {"temperature": 0, "maxTokens": TOKENS})
+            base = llama.generate(ids, TOKENS)
+            if round_:
+                ours.append(mine)
+                theirs.append(base)
+            print(f"  single round {round_}: emulator {mine['decode_tok_s']:.1f} tok/s ({mine['tokens']} tokens), "
+                  f"llama.cpp {base['decode_tok_s']:.1f} tok/s", flush=True)
+    finally:
+        llama.stop()
+        server.stop()
+    results["single"] = {
+        "prompt_tokens": len(ids), "new_tokens": TOKENS, "threads": args.threads, "llama": llama.info,
+        "emulator_decode_tok_s": [r["decode_tok_s"] for r in ours],
+        "emulator_tokens": [r["tokens"] for r in ours],
+        "emulator_ttft_s": [r["ttft_s"] for r in ours],
+        "llama_decode_tok_s": [r["decode_tok_s"] for r in theirs],
+        "llama_ttft_s": [r["ttft_s"] for r in theirs],
+    }
+
+
+# 16 requests, each with its own sampling parameters, stop sequences and token budget.
+def _batch_requests(n: int) -> list[tuple[dict, dict | None]]:
+    temps = [0.0, 0.3, 0.7, 1.0]
+    top_ps = [1.0, 0.95, 0.9]
+    top_ks = [None, 50, 200]
+    out = []
+    for i in range(n):
+        inference = {"temperature": temps[i % 4], "topP": top_ps[i % 3], "maxTokens": TOKENS - 8 * (i % 3),
+                     "stopSequences": [["THE END"], ["\n\n\n"], ["Moral of the story"]][i % 3]}
+        extra = {"top_k": top_ks[i % 3]} if top_ks[i % 3] else None
+        out.append((inference, extra))
+    return out
+
+
+def batch(args, results: dict) -> None:
+    """16 concurrent ConverseStreams (continuous batching) vs llama.cpp's single-stream rate, interleaved."""
+    ids = chat_ids(LONG_PROMPT)
+    server = Emulator(args.threads)
+    server.wait_healthy()
+    llama = LlamaCpp(args.threads, args.llama_python)
+    clients = [client(server.url) for _ in range(args.concurrency)]
+    requests = _batch_requests(args.concurrency)
+    aggregates, singles, rss = [], [], []
+    try:
+        for round_ in range(args.rounds + 1):
+            replies: list[dict] = [{} for _ in requests]
+
+            def run(i: int) -> None:
+                inference, extra = requests[i]
+                replies[i] = stream_once(clients[i], LONG_PROMPT, inference, extra)
+
+            threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
+            started = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall = time.perf_counter() - started
+            tokens = sum(r["tokens"] for r in replies)
+            base = llama.generate(ids, TOKENS)
+            if round_:
+                aggregates.append({"tokens": tokens, "wall_s": wall, "tok_s": tokens / wall,
+                                   "per_request_tokens": [r["tokens"] for r in replies],
+                                   "median_ttft_s": median([r["ttft_s"] for r in replies])})
+                singles.append(base["decode_tok_s"])
+                rss.append(server.rss_mb())
+            print(f"  batch round {round_}: {tokens} tokens in {wall:.2f}s = {tokens / wall:.1f} tok/s; "
+                  f"llama.cpp single {base['decode_tok_s']:.1f} tok/s", flush=True)
+    finally:
+        llama.stop()
+        server.stop()
+    results["batch"] = {"concurrency": args.concurrency, "threads": args.threads, "rounds": aggregates,
+                        "llama_decode_tok_s": singles, "rss_after_batch_mb": rss}
+
+
+def start(args, results: dict) -> None:
+    """Seconds from `python -m emulator serve` to a healthy server with warm caches; its resident memory."""
+    warm = Emulator(args.threads)  # makes sure every cache is filled (first start after a change converts)
+    warm.wait_healthy()
+    warm.stop()
+    times, rss, converted = [], [], []
+    for _ in range(args.rounds):
+        server = Emulator(args.threads)
+        times.append(server.wait_healthy())
+        time.sleep(0.5)  # let the loader settle before reading memory
+        rss.append(server.rss_mb())
+        server.stop()
+        log = Path(server.log.name).read_text()
+        converted.append("converting" in log or "packing" in log)
+    results["start"] = {"healthy_s": times, "rss_mb": rss, "reconverted": converted}
+
+
+def protocol(args, results: dict) -> None:
+    from bench.protocol import compare
+
+    results["protocol"] = compare(args)
+
+
+def agreement(args, results: dict) -> None:
+    from bench.agreement import measure
+
+    results["agreement"] = measure(args.agreement_tokens)
+
+
+BENCHES = {"single": single, "batch": batch, "start": start, "protocol": protocol, "agreement": agreement}
+
+
+def table(results: dict) -> str:
+    rows = ["| goal | emulator | baseline | ratio | target |", "| --- | --- | --- | --- | --- |"]
+    if "single" in results:
+        r = results["single"]
+        ours, theirs = median(r["emulator_decode_tok_s"]), median(r["llama_decode_tok_s"])
+        rows.append(f"| 1. single-stream decode, {r['new_tokens']} greedy tokens, {r['threads']} thread(s) | "
+                    f"{ours:.1f} tok/s | llama.cpp {theirs:.1f} tok/s | {ours / theirs:.2f}x | >= 1.0x |")
+    if "batch" in results:
+        r = results["batch"]
+        ours, theirs = median([x["tok_s"] for x in r["rounds"]]), median(r["llama_decode_tok_s"])
+        rows.append(f"| 2. {r['concurrency']} concurrent streams, aggregate | {ours:.1f} tok/s | "
+                    f"llama.cpp single {theirs:.1f} tok/s | {ours / theirs:.2f}x | >= 3.0x |")
+    if "start" in results:
+        r = results["start"]
+        rows.append(f"| 3a. second start to healthy | {median(r['healthy_s']):.2f} s | - | - | <= 3 s |")
+        rows.append(f"| 3b. resident memory, text + embedding models | {median(r['rss_mb']):.0f} MB | - | - | <= 1024 MB |")
+    if "protocol" in results:
+        r = results["protocol"]
+        ours, theirs = median(r["emulator_rps"]), median(r["ministack_rps"])
+        rows.append(f"| 4. scripted Converse, {r['concurrency']} connections | {ours:.0f} req/s | "
+                    f"MiniStack {theirs:.0f} req/s | {ours / theirs:.2f}x | >= 2.0x |")
+    if "agreement" in results:
+        r = results["agreement"]
+        rows.append(f"| greedy agreement with transformers float32 ({r['prompts']} prompts x {r['tokens']} tokens) | "
+                    f"{r['identical_prompts']}/{r['prompts']} identical, {r['token_agreement']:.1%} of tokens | - | - | "
+                    f"documented |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(BENCHES), help="comma-separated: " + ", ".join(BENCHES))
+    parser.add_argument("--rounds", type=int, default=5, help="measured rounds per side (median reported)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for both engines")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--agreement-tokens", type=int, default=64)
+    parser.add_argument("--llama-python", default=None, help="python with llama-cpp-python (default: this one)")
+    parser.add_argument("--ministack", default=None, help="ministack executable (default: `ministack` on PATH)")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / "latest.json"
+    results = json.loads(out.read_text()) if out.exists() else {}
+    load_before = os.getloadavg()
+    for name in args.only.split(","):
+        print(f"== {name}", flush=True)
+        BENCHES[name](args, results)
+        out.write_text(json.dumps(results, indent=1))
+    results["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                          "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+                          "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    out.write_text(json.dumps(results, indent=1))
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
