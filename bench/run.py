@@ -183,6 +183,8 @@ def main() -> None:
     parser.add_argument("--agreement-tokens", type=int, default=64)
     parser.add_argument("--llama-python", default=None, help="python with llama-cpp-python (default: this one)")
     parser.add_argument("--ministack", default=None, help="ministack executable (default: `ministack` on PATH)")
+    parser.add_argument("--protocol-requests", type=int, default=2000, help="Converse requests per protocol round")
+    parser.add_argument("--protocol-connections", type=int, default=16)
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "latest.json"
