@@ -27,7 +27,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from .engine.constrained import GrammarConstraint, choice_grammar, grammar_tokenizer, json_schema_grammar
+from .engine.constrained import GrammarConstraint, SchemaError, choice_grammar, grammar_tokenizer, json_schema_grammar
 from .engine.types import (
     END_TURN,
     MAX_TOKENS,
@@ -42,6 +42,7 @@ from .engine.types import (
     ToolUse,
     ToolUseStart,
 )
+from .protocol.errors import validation
 
 if TYPE_CHECKING:
     from .service import Call, Service
@@ -72,6 +73,9 @@ class ToolPlan:
     after_results: bool = False  # the latest user turn carries tool results
     text_schema: dict | None = None  # a JSON schema the text answer must follow (Converse outputConfig)
     new_id: Callable[[], str] = field(default=tool_use_id, compare=False)
+    # Where each tool's schema (and the text schema) sits in the request, for error messages.
+    schema_paths: tuple[str, ...] = ()
+    text_schema_path: str = "outputConfig.textFormat.structure.jsonSchema.schema"
 
     def tool(self, name: str) -> Tool:
         return next(t for t in self.tools if t.name == name)
@@ -82,14 +86,24 @@ class ToolPlan:
         return self.tools if self.choice != "none" else ()
 
 
-def compile_schemas(plan: ToolPlan) -> None:
-    """Compile every schema the turn may need (cached), so a schema the grammar engine rejects fails up front.
+def schema_problem(plan: ToolPlan) -> str | None:
+    """Why the grammar engine cannot follow one of the turn's schemas, or None. Compiling is cached but blocking.
 
-    Raises `SchemaError`; blocking, so call it off the event loop."""
-    for tool in plan.callable_tools():
-        json_schema_grammar(tool.schema)
+    Checked when a turn runs, not when a request is read: Bedrock accepts these schemas, so only generating
+    with them (not e.g. CountTokens) is something the emulator cannot do."""
+    for i, tool in enumerate(plan.tools):
+        try:
+            json_schema_grammar(tool.schema)
+        except SchemaError as exc:
+            where = plan.schema_paths[i] if i < len(plan.schema_paths) else f"tools.{i}"
+            return (f"The emulator cannot constrain tool input to the schema at {where}: {exc}. "
+                    "Remove or rewrite that part of the schema and try again.")
     if plan.text_schema is not None:
-        json_schema_grammar(plan.text_schema)
+        try:
+            json_schema_grammar(plan.text_schema)
+        except SchemaError as exc:
+            return f"The emulator cannot constrain the answer to the schema at {plan.text_schema_path}: {exc}."
+    return None
 
 
 # --- the prompt --------------------------------------------------------------------------------------------
@@ -121,7 +135,8 @@ def render_result(content: str, error: bool = False) -> str:
     return f"The tool failed: {content}" if error else f"The tool returned: {content}"
 
 
-def _with_tools(messages: list[dict], plan: ToolPlan) -> list[dict]:
+def with_tools(messages: list[dict], plan: ToolPlan) -> list[dict]:
+    """The conversation with the tools (and any answer schema) described in its system message."""
     offered = plan.tools if plan.choice != "none" else ()
     parts = [tools_prompt(offered)] if offered else []
     if plan.text_schema is not None:
@@ -190,7 +205,11 @@ class _Tally:
 async def tool_turn(service: "Service", call: "Call", params: SamplingParams) -> AsyncIterator[Event]:
     """One assistant turn that may call a tool: text deltas and/or one tool call, then `Finished`."""
     plan: ToolPlan = call.tools
-    base = replace(call, tools=None, messages=_with_tools(call.messages, plan))
+    problem = await asyncio.to_thread(schema_problem, plan)
+    if problem is not None:
+        yield Failed(validation(problem))
+        return
+    base = replace(call, tools=None, messages=with_tools(call.messages, plan))
     model = service.engine_for(call.entry).model
     grammars = await asyncio.to_thread(grammar_tokenizer, model.tokenizer)
     tally = _Tally(input_tokens=len(await service.prompt_ids(base)))

@@ -16,7 +16,7 @@ from ..families.embeddings import EmbeddingFamily
 from ..protocol.errors import validation
 from ..protocol.shapes import decode_blob
 from ..service import SERVICE, Call, Service
-from ..tooluse import _with_tools as with_tools
+from ..tooluse import with_tools
 from .common import json_response, validated_json
 from .converse_input import conversation
 from .invoke import native_body, text_call
@@ -33,7 +33,7 @@ async def count_tokens(request: web.Request, labels: dict) -> web.Response:
     if "converse" in source:
         text_family = families.text_family(entry.family)
         messages = conversation(source["converse"])
-        tools = await tool_plan(source["converse"])
+        tools = tool_plan(source["converse"])
         if tools is not None:  # a tool turn is billed for the conversation with its tool instructions
             messages = with_tools(messages, tools)
         call = Call("CountTokens", model_id, entry, text_family, messages)

@@ -11,12 +11,13 @@ import asyncio
 import base64
 import json
 from contextlib import aclosing
+from dataclasses import replace
 
 from aiohttp import web
 
 from .. import families
 from ..catalog import Entry
-from ..engine.types import Failed, Finished, SamplingParams, TextDelta
+from ..engine.types import Failed, Finished, SamplingParams, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
 from ..families.base import Family, Invocation, TextFamily
 from ..families.embeddings import Embedded, EmbeddingFamily
 from ..families.images import ImageFamily
@@ -78,7 +79,7 @@ def text_call(
         raise validation("The emulator streams one generation per request; ask for a single generation to stream.")
     prompt = family.prompt(body)
     params = family.sampling(body, entry)
-    return Call(operation_name, model_id, entry, family, prompt.messages, prompt.text), params
+    return Call(operation_name, model_id, entry, family, prompt.messages, prompt.text, family.tool_plan(body)), params
 
 
 def _headers(request: web.Request, extra: dict[str, int]) -> dict[str, str]:
@@ -99,12 +100,15 @@ def _token_headers(input_tokens: int, output_tokens: int, latency_ms: int, famil
 
 
 async def _finished(service: Service, call: Call, params: SamplingParams) -> Finished:
+    uses: list[ToolUse] = []
     async with aclosing(service.generate(call, params)) as events:
         async for event in events:
             if isinstance(event, Failed):
                 raise model_failure(event.error)
+            if isinstance(event, ToolUse):
+                uses.append(event)
             if isinstance(event, Finished):
-                return event
+                return replace(event, tool_uses=tuple(uses))
     raise model_failure(RuntimeError("generation ended without a result"))
 
 
@@ -221,6 +225,8 @@ async def invoke_model_with_response_stream(request: web.Request, labels: dict) 
                 await stream.start()
             if isinstance(event, TextDelta):
                 await stream.delta(event.text)
+            elif isinstance(event, (ToolUseStart, ToolInputDelta, ToolUse)):
+                await stream.send(call.family.stream_tool(invocation, event))
             elif isinstance(event, Failed):
                 return await stream.fail(event.error)
             elif isinstance(event, Finished):

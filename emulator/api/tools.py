@@ -7,13 +7,11 @@ the README lists the checks and which wording is ours.
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError as InvalidSchema
 
-from ..engine.constrained import SchemaError, json_schema_grammar
 from ..engine.types import Event, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
 from ..protocol.errors import validation
 from ..tooluse import Tool, ToolPlan
@@ -25,12 +23,10 @@ def _schema_path(i: int) -> str:
     return f"toolConfig.tools.{i}.toolSpec.inputSchema.json"
 
 
-def _tool(i: int, spec: dict) -> Tool:
-    schema = spec["inputSchema"]["json"]
+def checked_tool(i: int, name: str, description: str, schema: object, path: str) -> Tool:
+    """A tool whose input schema passed Bedrock's checks (`i`: its place in the list; `path`: its schema's)."""
     if not isinstance(schema, dict):
-        raise validation(
-            f"The format of the value at {_schema_path(i)} is invalid. Provide a json object for the field and try again."
-        )
+        raise validation(f"The format of the value at {path} is invalid. Provide a json object for the field and try again.")
     try:
         Draft202012Validator.check_schema(schema)
     except InvalidSchema:
@@ -40,7 +36,12 @@ def _tool(i: int, spec: dict) -> Tool:
         ) from None
     if schema.get("type", "object") != "object":
         raise validation(f"The model returned the following errors: tools.{i}.custom.input_schema.type: Input should be 'object'")
-    return Tool(spec["name"], spec.get("description", ""), {"type": "object", **schema})
+    return Tool(name, description, {"type": "object", **schema})
+
+
+def check_unique(names: list[str]) -> None:
+    if len(set(names)) != len(names):
+        raise validation("The model returned the following errors: tools: Tool names must be unique.")
 
 
 def _text_schema(params: dict) -> dict | None:
@@ -62,7 +63,7 @@ def _text_schema(params: dict) -> dict | None:
     return schema
 
 
-def _check_tool_turns(messages: list[dict]) -> None:
+def check_tool_turns(messages: list[dict]) -> None:
     """Each toolResult answers a toolUse of the message just before; each toolUse is answered in the next one."""
     for i, message in enumerate(messages):
         content = message.get("content") or []
@@ -100,28 +101,10 @@ def _check_tool_turns(messages: list[dict]) -> None:
             )
 
 
-def _compile(plan: ToolPlan) -> None:
-    """Compile each schema the turn may use (cached); one the grammar engine cannot follow is rejected here."""
-    for i, tool in enumerate(plan.tools):
-        try:
-            json_schema_grammar(tool.schema)
-        except SchemaError as exc:
-            raise validation(
-                f"The emulator cannot constrain tool input to the schema at {_schema_path(i)}: {exc}. "
-                "Remove or rewrite that part of the schema and try again."
-            ) from None
-    if plan.text_schema is not None:
-        try:
-            json_schema_grammar(plan.text_schema)
-        except SchemaError as exc:
-            raise validation(
-                "The emulator cannot constrain the answer to the schema at "
-                f"outputConfig.textFormat.structure.jsonSchema.schema: {exc}."
-            ) from None
+def tool_plan(params: dict) -> ToolPlan | None:
+    """The turn's tools and tool choice (None: a plain text turn), after Bedrock's checks.
 
-
-async def tool_plan(params: dict) -> ToolPlan | None:
-    """The turn's tools and tool choice (None: a plain text turn), after Bedrock's checks."""
+    (Whether the emulator can constrain decoding to each schema is checked when the turn runs: tooluse.py.)"""
     messages = params.get("messages") or []
     config = params.get("toolConfig")
     text_schema = _text_schema(params)
@@ -134,6 +117,7 @@ async def tool_plan(params: dict) -> ToolPlan | None:
         plan = ToolPlan(tools=(), choice="none", text_schema=text_schema)
     else:
         tools: list[Tool] = []
+        paths: list[str] = []
         for i, entry in enumerate(config["tools"]):
             if "systemTool" in entry:
                 raise validation(
@@ -141,12 +125,14 @@ async def tool_plan(params: dict) -> ToolPlan | None:
                     "Remove it and try again."
                 )
             if "toolSpec" in entry:  # cachePoint entries mark a cache boundary only
-                tools.append(_tool(i, entry["toolSpec"]))
+                spec = entry["toolSpec"]
+                tools.append(checked_tool(i, spec["name"], spec.get("description", ""), spec["inputSchema"]["json"],
+                                          _schema_path(i)))
+                paths.append(_schema_path(i))
         if not tools:
             raise validation("The toolConfig.tools list must include at least one toolSpec. Add a tool and try again.")
         names = [t.name for t in tools]
-        if len(set(names)) != len(names):
-            raise validation("The model returned the following errors: tools: Tool names must be unique.")
+        check_unique(names)
         choice = config.get("toolChoice") or {"auto": {}}
         kind = next(iter(choice))
         forced = choice["tool"]["name"] if kind == "tool" else None
@@ -155,11 +141,10 @@ async def tool_plan(params: dict) -> ToolPlan | None:
                 f"The tool {forced} named in toolConfig.toolChoice.tool.name isn't in toolConfig.tools. "
                 "Name one of the tools you provided and try again."
             )
-        _check_tool_turns(messages)
+        check_tool_turns(messages)
         last = messages[-1] if messages else {}
         after_results = last.get("role") == "user" and any("toolResult" in b for b in last.get("content") or [])
-        plan = ToolPlan(tuple(tools), kind, forced, after_results, text_schema)
-    await asyncio.to_thread(_compile, plan)
+        plan = ToolPlan(tuple(tools), kind, forced, after_results, text_schema, schema_paths=tuple(paths))
     return plan
 
 

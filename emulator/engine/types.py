@@ -87,6 +87,8 @@ class Finished:
     output_tokens: int
     text: str
     first_token_ms: int | None = None
+    # The turn's tool calls, for replies built from the result alone (the API layer fills it from ToolUse events).
+    tool_uses: tuple[ToolUse, ...] = ()
 
 
 @dataclass(frozen=True)

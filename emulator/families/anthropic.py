@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from dataclasses import replace
 
 from ..catalog import base_model_id
 from ..engine.scheduler import CONTEXT_EXCEEDED
-from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished, SamplingParams
+from ..api.tools import check_tool_turns, check_unique, checked_tool
+from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished, SamplingParams, ToolInputDelta, ToolUse, ToolUseStart
 from ..protocol.errors import validation
+from ..tooluse import ToolPlan
 from . import schema as s
 from .base import Invocation, Knobs, Prompt, TextFamily
 from .prompts import converse_blocks_text, human_assistant_turns
@@ -144,13 +147,43 @@ class Anthropic(TextFamily):
                 chat.append({"role": message["role"], "content": text})
         return Prompt(messages=chat)
 
+    def tool_plan(self, body: dict) -> ToolPlan | None:
+        """`tools` and `tool_choice` checked as Claude checks them (custom tools: name, description, input_schema)."""
+        history = [{"role": m["role"], "content": [{"text": m["content"]}] if isinstance(m["content"], str)
+                    else [_anthropic_block(b) for b in m["content"] if isinstance(b, dict)]} for m in body["messages"]]
+        offered = body.get("tools") or []
+        if not offered:
+            if any("toolUse" in b or "toolResult" in b for m in history for b in m["content"]):
+                raise validation("Requests which include `tool_use` or `tool_result` blocks must define tools.")
+            return None
+        tools = []
+        for i, tool in enumerate(offered):
+            if tool.get("type", "custom") != "custom":
+                raise validation(f"tools.{i}: the emulator runs custom tools only; the {tool['type']} tool is not available.")
+            if "input_schema" not in tool:
+                raise validation(f"tools.{i}.custom.input_schema: Field required")
+            tools.append(checked_tool(i, tool["name"], tool.get("description", ""), tool["input_schema"],
+                                      f"tools.{i}.input_schema"))
+        check_unique([t.name for t in tools])
+        choice = body.get("tool_choice") or {"type": "auto"}
+        forced = choice.get("name") if choice["type"] == "tool" else None
+        if choice["type"] == "tool" and forced not in {t.name for t in tools}:
+            raise validation(f"tool_choice.name: the tool {forced} is not one of the tools provided.")
+        check_tool_turns(history)
+        last = history[-1] if history and history[-1]["role"] == "user" else {"content": []}
+        return ToolPlan(tuple(tools), choice["type"], forced, any("toolResult" in b for b in last["content"]),
+                        new_id=lambda: bedrock_id("toolu_bdrk_"),
+                        schema_paths=tuple(f"tools.{i}.input_schema" for i in range(len(tools))))
+
     def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
+        content = [{"type": "text", "text": result.text}] if result.text or not result.tool_uses else []
+        content += [{"type": "tool_use", "id": u.tool_use_id, "name": u.name, "input": u.input} for u in result.tool_uses]
         return {
             "id": bedrock_id("msg_bdrk_"),
             "type": "message",
             "role": "assistant",
             "model": anthropic_model_name(model_id),
-            "content": [{"type": "text", "text": result.text}],
+            "content": content,
             "stop_reason": self.native_stop_reason(result.stop_reason),
             "stop_sequence": result.stop_sequence,
             "usage": {"input_tokens": result.input_tokens, "output_tokens": result.output_tokens},
@@ -167,17 +200,47 @@ class Anthropic(TextFamily):
             "stop_sequence": None,
             "usage": {"input_tokens": call.input_tokens, "output_tokens": 1},
         }
-        return [
-            {"type": "message_start", "message": message},
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-        ]
+        return [{"type": "message_start", "message": message}]  # content blocks open as their output arrives
+
+    @staticmethod
+    def _open(call: Invocation, kind: str, block: dict) -> list[dict]:
+        chunks = Anthropic._close(call)
+        call.blocks += 1
+        call.open_block = kind
+        return [*chunks, {"type": "content_block_start", "index": call.blocks - 1, "content_block": block}]
+
+    @staticmethod
+    def _close(call: Invocation) -> list[dict]:
+        if call.open_block is None:
+            return []
+        call.open_block = None
+        return [{"type": "content_block_stop", "index": call.blocks - 1}]
 
     def stream_delta(self, call: Invocation, text: str) -> list[dict]:
-        return [{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}]
+        chunks = [] if call.open_block == "text" else self._open(call, "text", {"type": "text", "text": ""})
+        return [*chunks, {"type": "content_block_delta", "index": call.blocks - 1, "delta": {"type": "text_delta", "text": text}}]
+
+    def stream_tool(self, call: Invocation, event: ToolUseStart | ToolInputDelta | ToolUse) -> list[dict]:
+        def input_delta(fragment: str) -> dict:
+            delta = {"type": "input_json_delta", "partial_json": fragment}
+            return {"type": "content_block_delta", "index": call.blocks - 1, "delta": delta}
+
+        if isinstance(event, ToolInputDelta):
+            return [input_delta(event.json)]
+        if isinstance(event, ToolUseStart):
+            return self._open(call, "tool_use", {"type": "tool_use", "id": event.tool_use_id, "name": event.name, "input": {}})
+        chunks = []
+        if call.open_block != "tool_use":  # a complete call on its own (scripted): one fragment carries its input
+            chunks = self._open(call, "tool_use", {"type": "tool_use", "id": event.tool_use_id, "name": event.name, "input": {}})
+            chunks.append(input_delta(json.dumps(event.input, ensure_ascii=False)))
+        return [*chunks, *self._close(call)]
 
     def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
+        # Nothing generated: still one (empty) text block, as a whole reply has.
+        opened = self._open(call, "text", {"type": "text", "text": ""}) if call.blocks == 0 else []
         return [
-            {"type": "content_block_stop", "index": 0},
+            *opened,
+            *self._close(call),
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": self.native_stop_reason(result.stop_reason), "stop_sequence": result.stop_sequence},

@@ -10,13 +10,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..catalog import Entry
-from ..engine.types import Finished, SamplingParams
+from ..engine.types import Finished, SamplingParams, ToolInputDelta, ToolUse, ToolUseStart
 from ..protocol.errors import BedrockError, malformed_native, validation
 from . import schema
 from .schema import Spec, number_text
+
+if TYPE_CHECKING:
+    from ..tooluse import ToolPlan
 
 Path = tuple[str, ...]
 _MISSING = object()
@@ -76,6 +79,8 @@ class Invocation:
     request_id: str
     input_tokens: int = 0  # known before the first stream chunk is written
     deltas: int = 0  # text deltas streamed so far
+    blocks: int = 0  # content blocks started so far, and the kind of the one still open (text / tool_use)
+    open_block: str | None = None
     latency_ms: int = 0  # set before the reply is built
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -229,6 +234,14 @@ class TextFamily(Family):
         raise NotImplementedError
 
     def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
+        raise NotImplementedError
+
+    # Tools, for families whose bodies carry them: the plan runs the turn (tooluse.py), `stream_tool` writes
+    # a ToolUseStart / ToolInputDelta / ToolUse event as native chunks.
+    def tool_plan(self, body: dict) -> ToolPlan | None:
+        return None
+
+    def stream_tool(self, call: Invocation, event: ToolUseStart | ToolInputDelta | ToolUse) -> list[dict]:
         raise NotImplementedError
 
 
