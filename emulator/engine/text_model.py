@@ -40,6 +40,8 @@ def weight_format(device: torch.device) -> str:
     chosen = os.environ.get(WEIGHTS_ENV) or ("int4" if device.type == "cpu" else "bfloat16")
     if chosen not in WEIGHT_FORMATS:
         raise RuntimeError(f"{WEIGHTS_ENV}={chosen!r}: expected one of {', '.join(WEIGHT_FORMATS)}")
+    if chosen in ("int4", "int8") and device.type != "cpu":
+        raise RuntimeError(f"{WEIGHTS_ENV}={chosen} runs on CPU only; use bfloat16 (the GPU default) or float32")
     return chosen
 
 
