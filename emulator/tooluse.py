@@ -27,7 +27,14 @@ from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from .engine.constrained import GrammarConstraint, SchemaError, choice_grammar, grammar_tokenizer, json_schema_grammar
+from .engine.constrained import (
+    FirstTokenBan,
+    GrammarConstraint,
+    SchemaError,
+    choice_grammar,
+    grammar_tokenizer,
+    json_schema_grammar,
+)
 from .engine.types import (
     END_TURN,
     MAX_TOKENS,
@@ -38,6 +45,7 @@ from .engine.types import (
     Finished,
     SamplingParams,
     TextDelta,
+    TokenConstraint,
     ToolInputDelta,
     ToolUse,
     ToolUseStart,
@@ -216,8 +224,8 @@ async def tool_turn(service: "Service", call: "Call", params: SamplingParams) ->
     text = ""
     budget = params.max_new_tokens
 
-    async def run(messages: list[dict], pass_params: SamplingParams, grammar: str | None) -> AsyncIterator[Event]:
-        constraint = None
+    async def run(messages: list[dict], pass_params: SamplingParams, grammar: str | None,
+                  constraint: TokenConstraint | None = None) -> AsyncIterator[Event]:
         if grammar is not None:
             constraint = await asyncio.to_thread(GrammarConstraint, grammars, grammar, pass_params.max_new_tokens)
         events = service.model_events(replace(base, messages=messages), pass_params, constraint)
@@ -236,7 +244,11 @@ async def tool_turn(service: "Service", call: "Call", params: SamplingParams) ->
         text_grammar = json_schema_grammar(plan.text_schema) if plan.text_schema is not None else None
         own_stop = CALL_START not in params.stop_sequences and text_grammar is None
         stops = (*params.stop_sequences, CALL_START) if own_stop else params.stop_sequences
-        async with aclosing(run(base.messages, replace(params, stop_sequences=stops), text_grammar)) as events:
+        # After tool results a small model tends to copy the call it sees in the history; its reply may not
+        # open with a tag, so it answers (HEURISTIC, like the rest of this branch).
+        no_tag = FirstTokenBan(grammars.tag_openers) if plan.after_results and text_grammar is None else None
+        text_params = replace(params, stop_sequences=stops)
+        async with aclosing(run(base.messages, text_params, text_grammar, no_tag)) as events:
             async for event in events:
                 if isinstance(event, Finished):
                     tally.add(event)

@@ -128,6 +128,11 @@ class GrammarTokenizer:
                 single[char] = ids[0]
         # Token ids the finishing walk tries, most preferred first.
         self.finish_candidates = np.array(list(single.values()), dtype=np.int64)
+        # Ordinary tokens that open a markup tag (`<`, ` </`, ...), for `FirstTokenBan`.
+        self.tag_openers = np.array([
+            i for i in range(self.vocab_size)
+            if not self.ll.is_special_token(i) and self.ll.decode_bytes([i]).lstrip().startswith(b"<")
+        ], dtype=np.int64)
 
 
 _tokenizers: dict[int, tuple[object, GrammarTokenizer]] = {}
@@ -142,6 +147,27 @@ def grammar_tokenizer(hf_tokenizer) -> GrammarTokenizer:
             cached = (hf_tokenizer, GrammarTokenizer(hf_tokenizer))
             _tokenizers[id(hf_tokenizer)] = cached
         return cached[1]
+
+
+class FirstTokenBan(TokenConstraint):
+    """Forbids some tokens as the first one of a reply, and nothing after it."""
+
+    def __init__(self, banned: np.ndarray) -> None:
+        self._banned = banned
+        self._first = True
+
+    def mask_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        if not self._first:
+            return logits
+        keep = np.ones(logits.shape[-1], dtype=np.bool_)
+        keep[self._banned[self._banned < keep.shape[0]]] = False
+        return _masked(logits, keep)
+
+    def advance(self, token_id: int) -> None:
+        self._first = False
+
+    def is_complete(self) -> bool:
+        return False
 
 
 def _masked(logits: torch.Tensor, keep: np.ndarray) -> torch.Tensor:
@@ -252,6 +278,7 @@ class GrammarConstraint(TokenConstraint):
 
 
 __all__ = [
+    "FirstTokenBan",
     "GrammarConstraint",
     "GrammarTokenizer",
     "SchemaError",
