@@ -1,4 +1,4 @@
-"""Real agent frameworks run their tool loops against the emulator's own model (no scripted answers): the
+"""Real agent frameworks (pydantic-ai, strands, langchain, the Anthropic SDK) run their tool loops against the emulator's own model (no scripted answers): the
 model's tool calls are decoded under each tool's schema, so the framework's own validation always accepts them.
 
 Each framework is pointed at the emulator the way its users would point it at Bedrock (see clients.md).
@@ -74,3 +74,28 @@ def test_langchain_with_structured_output_and_bound_tools(server):
     assert call["name"] == "Weather"
     Weather.model_validate(call["args"])
     assert call["id"].startswith("tooluse_")
+
+
+def test_anthropic_sdk_tool_runner(server):
+    anthropic = pytest.importorskip("anthropic")
+    calls: list[tuple[str, int]] = []
+
+    @anthropic.beta_tool
+    def get_forecast(city: str, days: int) -> str:
+        """Get the weather forecast for a city.
+
+        Args:
+            city: The city.
+            days: How many days ahead.
+        """
+        calls.append((city, days))
+        return f"Sunny for {days} days in {city}, 21 degrees Celsius."
+
+    claude = anthropic.AnthropicBedrock(base_url=server.url, aws_access_key="test", aws_secret_key="test",
+                                        aws_region="us-east-1", max_retries=0, timeout=120)
+    runner = claude.beta.messages.tool_runner(
+        model=HAIKU, max_tokens=60, tools=[get_forecast], extra_body={"temperature": 0},
+        messages=[{"role": "user", "content": "What's the weather forecast for Paris for the next 3 days?"}])
+    final = runner.until_done()
+    assert len(calls) == 1 and isinstance(calls[0][0], str) and isinstance(calls[0][1], int)
+    assert final.stop_reason in ("end_turn", "max_tokens") and final.content[0].type == "text"
