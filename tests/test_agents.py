@@ -1,5 +1,6 @@
-"""Real agent frameworks (pydantic-ai, strands, langchain, the Anthropic SDK) run their tool loops against the emulator's own model (no scripted answers): the
-model's tool calls are decoded under each tool's schema, so the framework's own validation always accepts them.
+"""Real agent frameworks (pydantic-ai, strands, langchain, the Anthropic SDK) run their tool loops against the
+emulator's own model (no scripted answers): the model's tool calls are decoded under each tool's schema, so the
+framework's own validation always accepts them.
 
 Each framework is pointed at the emulator the way its users would point it at Bedrock (see clients.md).
 """
