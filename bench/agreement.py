@@ -2,7 +2,9 @@
 
 For a fixed prompt set, transformers' `generate` (float32, greedy) gives the reference tokens; the emulator's
 decoder (the default packed weights) decodes greedily along the same prompt. Reported per prompt: how many leading
-tokens are identical. Also the embedding encoder's largest difference from transformers' BertModel.
+tokens are identical (a strict measure: after the first different token the texts usually still read alike, but
+nothing after it counts). llama.cpp on the same GGUF is measured the same way, for scale. Also the embedding
+encoder's largest difference from transformers' BertModel.
 """
 
 from __future__ import annotations
@@ -31,10 +33,19 @@ PROMPTS = [
 ]
 
 
-def measure(tokens: int) -> dict:
+def _prefix(got: list[int], want: list[int]) -> int:
+    same = 0
+    for a, b in zip(got, want):
+        if a != b:
+            break
+        same += 1
+    return same
+
+
+def measure(tokens: int, threads: int = 1) -> dict:
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
-    from bench.common import converted_folder
+    from bench.common import LlamaCpp, converted_folder
     from emulator.engine import decoder, encoder, text_model
 
     folder = converted_folder()
@@ -46,6 +57,7 @@ def measure(tokens: int) -> dict:
     fast = decoder.Decoder(config, decoder.load_packed(folder, weights), weights, torch.device("cpu"))
     eos = reference.generation_config.eos_token_id
     per_prompt = []
+    llama = LlamaCpp(threads)
     with torch.inference_mode():
         for prompt in PROMPTS:
             ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
@@ -62,8 +74,11 @@ def measure(tokens: int) -> dict:
                 if got == eos:
                     break
                 logits = fast.decode([got], [len(ids) + step])[0]
-            per_prompt.append({"prompt": prompt, "reference_tokens": len(ref), "identical_prefix": same})
-            print(f"  agreement: {same}/{len(ref)} identical  {prompt!r}", flush=True)
+            base = _prefix(llama.generate(ids, len(ref))["tokens"], ref)
+            per_prompt.append({"prompt": prompt, "reference_tokens": len(ref), "identical_prefix": same,
+                               "llama_identical_prefix": base})
+            print(f"  agreement: {same}/{len(ref)} identical (llama.cpp {base})  {prompt!r}", flush=True)
+    llama.stop()
     total = sum(p["reference_tokens"] for p in per_prompt)
     identical = sum(p["identical_prefix"] for p in per_prompt)
     return {
@@ -72,6 +87,8 @@ def measure(tokens: int) -> dict:
         "tokens": tokens,
         "identical_prompts": sum(p["identical_prefix"] == p["reference_tokens"] for p in per_prompt),
         "token_agreement": identical / total,
+        "llama_identical_prompts": sum(p["llama_identical_prefix"] == p["reference_tokens"] for p in per_prompt),
+        "llama_token_agreement": sum(p["llama_identical_prefix"] for p in per_prompt) / total,
         "per_prompt": per_prompt,
         "embedding_max_abs_diff": _embedding_diff(AutoModel, AutoTokenizer, encoder),
     }

@@ -139,7 +139,7 @@ def protocol(args, results: dict) -> None:
 def agreement(args, results: dict) -> None:
     from bench.agreement import measure
 
-    results["agreement"] = measure(args.agreement_tokens)
+    results["agreement"] = measure(args.agreement_tokens, args.threads)
 
 
 BENCHES = {"single": single, "batch": batch, "start": start, "protocol": protocol, "agreement": agreement}
@@ -169,7 +169,8 @@ def table(results: dict) -> str:
     if "agreement" in results:
         r = results["agreement"]
         rows.append(f"| greedy agreement with transformers float32 ({r['prompts']} prompts x {r['tokens']} tokens) | "
-                    f"{r['identical_prompts']}/{r['prompts']} identical, {r['token_agreement']:.1%} of tokens | - | - | "
+                    f"{r['identical_prompts']}/{r['prompts']} identical, {r['token_agreement']:.1%} of tokens | "
+                    f"llama.cpp {r['llama_identical_prompts']}/{r['prompts']}, {r['llama_token_agreement']:.1%} | - | "
                     f"documented |")
     return "\n".join(rows)
 

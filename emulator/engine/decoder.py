@@ -34,8 +34,9 @@ SUPPORTED = {"LlamaForCausalLM"}
 log = logging.getLogger("emulator.models")
 
 PACK_VERSION = 3
-# The int4 kernel decodes the weights again for every input row, so for many rows at once (a prompt) a bfloat16
-# copy of the same weights in oneDNN's blocked layout is several times faster: one read serves every row.
+# The int4 kernel decodes the weights again for every input row, so for a large batch a bfloat16 copy of the same
+# weights in oneDNN's blocked layout is faster: one read serves every row. Prompts stay on the int4 weights (GGUF's
+# own values, exactly), whose numerics every single-stream token also gets; bfloat16 rounds them slightly.
 DENSE_FROM_ROWS = 16
 RESCORE_MARGIN = 2.0  # LM-head logits this close to a row's best are recomputed in float32
 RESCORE_LIMIT = 64  # at most this many per row
@@ -61,8 +62,8 @@ class Linear:
         self.dense = dense
         self.int4 = scale is not None and scale.dim() == 3  # [groups, out, (scale, zero)]
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.dense is not None and x.shape[0] >= DENSE_FROM_ROWS:
+    def __call__(self, x: torch.Tensor, dense: bool = False) -> torch.Tensor:
+        if dense and self.dense is not None:
             return torch.ops.mkldnn._linear_pointwise(x, self.dense, None, "none", [], "")
         if self.int4:
             return torch.ops.aten._weight_int4pack_mm_for_cpu(x, self.weight, GROUP, self.scale)
@@ -280,7 +281,7 @@ class Decoder:
         best approximate logit is recomputed exactly in float32 from the 8-bit vocabulary blocks: the greedy token
         is the float32 argmax whenever the head's error stays under half the margin (bench/agreement.py measures it).
         """
-        logits = self.lm_head(x.to(self.act)).float()
+        logits = self.lm_head(x.to(self.act), x.shape[0] >= DENSE_FROM_ROWS).float()
         if self.head_q is None:
             return logits
         best = logits.max(dim=-1, keepdim=True).values
@@ -310,9 +311,10 @@ class Decoder:
         rows = torch.arange(lo, lo + seqs, device=self.device).repeat_interleave(per_seq)
         rope = self._rope(positions)
         x = self._embed(ids)
+        dense = seqs >= DENSE_FROM_ROWS  # a big batch of sequences, never a prompt
         act = self.act
         for i, (attn_norm, qkv_proj, o_proj, mlp_norm, gate_up, down) in enumerate(self.layers):
-            qkv = qkv_proj(torch.rms_norm(x, (self.hidden,), attn_norm, self.eps).to(act)).float()
+            qkv = qkv_proj(torch.rms_norm(x, (self.hidden,), attn_norm, self.eps).to(act), dense).float()
             qk = torch.bmm(qkv[:, : q_width + kv_width].view(n, heads + kvh, hd), rope)
             k_cache, v_cache = self.cache.k[i], self.cache.v[i]
             k_cache[rows, :, positions] = qk[:, heads:]
@@ -323,10 +325,10 @@ class Decoder:
                 q, k_cache[lo : lo + seqs, :, :length], v_cache[lo : lo + seqs, :, :length], attn_mask=mask, scale=self.scale
             )
             att = att.reshape(seqs, kvh, g, per_seq, hd).permute(0, 3, 1, 2, 4).reshape(n, q_width)
-            x = x + o_proj(att.to(act))
-            gu = gate_up(torch.rms_norm(x, (self.hidden,), mlp_norm, self.eps).to(act))
+            x = x + o_proj(att.to(act), dense)
+            gu = gate_up(torch.rms_norm(x, (self.hidden,), mlp_norm, self.eps).to(act), dense)
             half = gu.shape[1] // 2
-            x = x + down(F.silu(gu[:, :half]) * gu[:, half:])
+            x = x + down(F.silu(gu[:, :half]) * gu[:, half:], dense)
         if only_last:
             x = x.view(seqs, per_seq, self.hidden)[:, -1]
         return self._logits(torch.rms_norm(x, (self.hidden,), self.norm, self.eps))
