@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from ..api.converse_input import conversation
+from ..api.tools import ReplyBlocks, tool_plan
 from ..engine.scheduler import CONTEXT_EXCEEDED
-from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished
+from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
+from ..protocol.errors import malformed_native
+from ..protocol.shapes import errors_for, operation
+from ..tooluse import ToolPlan
 from . import schema as s
 from .base import Invocation, Knobs, Prompt, TextFamily
 from .prompts import instruction
@@ -113,9 +117,20 @@ class Nova(TextFamily):
     def _usage(self, result: Finished) -> dict:
         return {"inputTokens": result.input_tokens, "outputTokens": result.output_tokens}
 
+    def tool_plan(self, body: dict) -> ToolPlan | None:
+        # Nova's toolConfig is Converse's, so Converse's checks serve both.
+        config = body.get("toolConfig")
+        if config is not None:
+            errors = errors_for(operation("Converse").input_shape.members["toolConfig"], config, "toolConfig")
+            if errors:
+                raise malformed_native(f"#/toolConfig: {errors[0]}")
+        return tool_plan({"messages": body["messages"], "toolConfig": config})
+
     def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
+        content = [{"text": result.text}] if result.text or not result.tool_uses else []
+        content += [{"toolUse": {"toolUseId": u.tool_use_id, "name": u.name, "input": u.input}} for u in result.tool_uses]
         return {
-            "output": {"message": {"content": [{"text": result.text}], "role": "assistant"}},
+            "output": {"message": {"content": content, "role": "assistant"}},
             "stopReason": self.native_stop_reason(result.stop_reason),
             "usage": {**self._usage(result), "totalTokens": result.input_tokens + result.output_tokens, **_CACHE_ZERO},
         }
@@ -123,12 +138,26 @@ class Nova(TextFamily):
     def stream_start(self, call: Invocation) -> list[dict]:
         return [{"messageStart": {"role": "assistant"}}]
 
+    @staticmethod
+    def _chunks(call: Invocation, event: TextDelta | ToolUseStart | ToolInputDelta | ToolUse | None) -> list[dict]:
+        """Converse's stream events (with Converse's block numbering) as Nova's chunks; None closes the reply."""
+        if call.reply_blocks is None:
+            call.reply_blocks = ReplyBlocks()
+        pairs = call.reply_blocks.finish() if event is None else call.reply_blocks.on(event)
+        return [{name: payload} for name, payload in pairs]
+
     def stream_delta(self, call: Invocation, text: str) -> list[dict]:
-        return [{"contentBlockDelta": {"delta": {"text": text}, "contentBlockIndex": 0}}]
+        return self._chunks(call, TextDelta(text))
+
+    def stream_tool(self, call: Invocation, event: ToolUseStart | ToolInputDelta | ToolUse) -> list[dict]:
+        return self._chunks(call, event)
 
     def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
+        blocks = self._chunks(call, None)
+        if not call.reply_blocks.content:  # nothing generated: still one (empty) block, as Nova streams it
+            blocks = [{"contentBlockStop": {"contentBlockIndex": 0}}]
         return [
-            {"contentBlockStop": {"contentBlockIndex": 0}},
+            *blocks,
             {"messageStop": {"stopReason": self.native_stop_reason(result.stop_reason)}},
             {"metadata": {"usage": {**self._usage(result), **_CACHE_ZERO}, "metrics": {}, "trace": {}}},
         ]

@@ -81,6 +81,7 @@ class Invocation:
     deltas: int = 0  # text deltas streamed so far
     blocks: int = 0  # content blocks started so far, and the kind of the one still open (text / tool_use)
     open_block: str | None = None
+    reply_blocks: Any = None  # Converse-shaped families keep the streamed reply's blocks here (api.tools.ReplyBlocks)
     latency_ms: int = 0  # set before the reply is built
     created: int = field(default_factory=lambda: int(time.time()))
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import secrets
+
 from ..catalog import base_model_id
 from ..engine.scheduler import CONTEXT_EXCEEDED
-from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished
+from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Finished
 from . import schema as s
 from .base import Invocation, Knobs, Prompt, TextFamily
 from .prompts import completion_prompt
-from .openai import OpenAIChat
+from .openai import _ALNUM, OpenAIChat
 
-_REASONS = {END_TURN: "stop", STOP_SEQUENCE: "stop", MAX_TOKENS: "length", CONTEXT_EXCEEDED: "length"}
+_REASONS = {END_TURN: "stop", STOP_SEQUENCE: "stop", MAX_TOKENS: "length", CONTEXT_EXCEEDED: "length",
+            TOOL_USE: "tool_calls"}
 
 
 class MistralText(TextFamily):
@@ -81,9 +84,17 @@ class MistralChat(OpenAIChat):
     def completion_id(self, call: Invocation | None) -> str:
         return call.request_id if call else "00000000-0000-0000-0000-000000000000"
 
+    def tool_call_id(self) -> str:
+        """Like `v6RMMiRlT7ygYkT4uULjtg` in Bedrock's Mistral Large examples."""
+        return "".join(secrets.choice(_ALNUM) for _ in range(22))
+
     def reply_choice(self, index: int, result: Finished) -> dict:
-        return {"index": index, "message": {"role": "assistant", "content": result.text, "tool_calls": None},
+        return {"index": index, "message": {"role": "assistant", "content": result.text, "tool_calls": self.tool_calls(result.tool_uses)},
                 "stop_reason": self.native_stop_reason(result.stop_reason)}
+
+    def tool_chunk_choice(self, calls: list[dict], first: bool) -> dict:
+        choice = self.chunk_choice("", None, first)
+        return {**choice, "message": {**choice["message"], "tool_calls": calls}}
 
     def chunk_choice(self, text: str | None, reason: str | None, first: bool) -> dict:
         # Recorded Large-2407 chunks carry `message` (not `delta`) and `stop_reason` (not `finish_reason`).

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import secrets
+
 from ..catalog import base_model_id
 from ..engine.scheduler import CONTEXT_EXCEEDED
-from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished
+from ..api.tools import check_unique, checked_tool
+from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Finished, ToolInputDelta, ToolUse, ToolUseStart
 from ..protocol.errors import validation
+from ..tooluse import ToolPlan
 from . import schema as s
 from .base import Invocation, Knobs, Prompt, TextFamily
 from .prompts import openai_messages
 
 _ROLES = ("system", "developer", "user", "assistant", "tool")
+_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_CHOICES = {"auto": "auto", "none": "none", "required": "any", "any": "any"}  # `any` is Mistral's `required`
 
 
 class OpenAIChat(TextFamily):
@@ -22,7 +29,8 @@ class OpenAIChat(TextFamily):
     defaults = {"temperature": 1.0, "top_p": 1.0}
     ranges = {"temperature": (0, 2), "top_p": (0, 1), "max_tokens": (1, None), "n": (1, 128)}
     max_stop_sequences = 4
-    stop_reasons = {END_TURN: "stop", STOP_SEQUENCE: "stop", MAX_TOKENS: "length", CONTEXT_EXCEEDED: "length"}
+    stop_reasons = {END_TURN: "stop", STOP_SEQUENCE: "stop", MAX_TOKENS: "length", CONTEXT_EXCEEDED: "length",
+                    TOOL_USE: "tool_calls"}
     roles = _ROLES
     # Members accepted and passed over (the local model has no use for them).
     extra_members = ("frequency_penalty", "presence_penalty", "logprobs", "top_logprobs", "user", "tools",
@@ -68,6 +76,45 @@ class OpenAIChat(TextFamily):
     def prompt(self, body: dict) -> Prompt:
         return Prompt(messages=openai_messages(body["messages"]))
 
+    # --- tools -------------------------------------------------------------------------------------------------
+    def tool_call_id(self) -> str:
+        return "call_" + "".join(secrets.choice(_ALNUM) for _ in range(24))
+
+    def tool_plan(self, body: dict) -> ToolPlan | None:
+        """`tools` (`{"type": "function", "function": {name, description, parameters}}`) and `tool_choice`."""
+        offered = body.get("tools") or []
+        if not offered:
+            return None
+        tools = []
+        for i, tool in enumerate(offered):
+            function = tool.get("function") if isinstance(tool, dict) else None
+            if not isinstance(function, dict) or tool.get("type", "function") != "function" or "name" not in function:
+                raise validation(f"tools.{i}: a tool is {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}.")
+            schema = function.get("parameters", {"type": "object", "properties": {}})
+            tools.append(checked_tool(i, function["name"], function.get("description", ""), schema,
+                                      f"tools.{i}.function.parameters"))
+        check_unique([t.name for t in tools])
+        choice = body.get("tool_choice", "auto")
+        forced = None
+        if isinstance(choice, dict):
+            forced = (choice.get("function") or {}).get("name")
+            if forced not in {t.name for t in tools}:
+                raise validation(f"tool_choice: the function {forced} is not one of the tools provided.")
+            kind = "tool"
+        elif choice in _CHOICES:
+            kind = _CHOICES[choice]
+        else:
+            raise validation(f"tool_choice: {choice!r} is not one of {', '.join(_CHOICES)} or a named function.")
+        return ToolPlan(tuple(tools), kind, forced, body["messages"][-1].get("role") == "tool",
+                        new_id=self.tool_call_id,
+                        schema_paths=tuple(f"tools.{i}.function.parameters" for i in range(len(tools))))
+
+    @staticmethod
+    def tool_calls(uses: tuple[ToolUse, ...]) -> list[dict] | None:
+        return [{"id": u.tool_use_id, "type": "function",
+                 "function": {"name": u.name, "arguments": json.dumps(u.input, ensure_ascii=False)}}
+                for u in uses] or None
+
     # --- replies -----------------------------------------------------------------------------------------------
     def reply_model(self, model_id: str) -> str:
         return base_model_id(model_id)
@@ -79,8 +126,10 @@ class OpenAIChat(TextFamily):
         return {"prompt_tokens": input_tokens, "completion_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
 
     def reply_choice(self, index: int, result: Finished) -> dict:
-        return {"index": index, "message": {"role": "assistant", "content": result.text},
-                "finish_reason": self.native_stop_reason(result.stop_reason)}
+        message = {"role": "assistant", "content": result.text or (None if result.tool_uses else "")}
+        if result.tool_uses:
+            message["tool_calls"] = self.tool_calls(result.tool_uses)
+        return {"index": index, "message": message, "finish_reason": self.native_stop_reason(result.stop_reason)}
 
     def native_responses(self, results: list[Finished], model_id: str, call: Invocation | None = None) -> dict:
         return {
@@ -113,3 +162,13 @@ class OpenAIChat(TextFamily):
         reason = self.native_stop_reason(result.stop_reason)
         return [self.chunk(call, self.chunk_choice(None, reason, first=False),
                            usage=self.usage(result.input_tokens, result.output_tokens))]
+
+    def tool_chunk_choice(self, calls: list[dict], first: bool) -> dict:
+        delta = {"tool_calls": [{"index": i, **c} for i, c in enumerate(calls)]}
+        return {"index": 0, "delta": {"role": "assistant", **delta} if first else delta, "finish_reason": None}
+
+    def stream_tool(self, call: Invocation, event: ToolUseStart | ToolInputDelta | ToolUse) -> list[dict]:
+        """A tool call goes out whole, in one chunk, once its input is complete."""
+        if not isinstance(event, ToolUse):
+            return []
+        return [self.chunk(call, self.tool_chunk_choice(self.tool_calls((event,)), first=call.deltas == 0))]

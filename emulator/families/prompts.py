@@ -8,9 +8,11 @@ the real model would. Chat-style bodies (OpenAI-like `messages`) are flattened t
 
 from __future__ import annotations
 
+import json
 import re
 
 from ..api.converse_input import render_block
+from ..tooluse import render_call, render_result
 from .base import Prompt
 
 Chat = list[dict]
@@ -164,6 +166,16 @@ def _openai_content(content) -> str:
     return "\n".join(parts)
 
 
+def _openai_call(function: dict) -> str:
+    """An OpenAI-style call (arguments as a JSON string) in the form tool calls take in every prompt."""
+    arguments = function.get("arguments", "{}")
+    try:
+        arguments = json.loads(arguments)
+    except (TypeError, ValueError):
+        pass  # not JSON: shown as sent
+    return render_call(function.get("name", ""), arguments)
+
+
 def openai_messages(messages: list[dict]) -> Chat:
     """OpenAI-style chat messages (gpt-oss, Jamba, Mistral chat) as chat-template turns."""
     chat: Chat = []
@@ -173,13 +185,10 @@ def openai_messages(messages: list[dict]) -> Chat:
         if role in ("system", "developer"):
             _append(chat, "system", text)
         elif role == "assistant":
-            calls = [
-                f"[tool call {c.get('function', {}).get('name', '')} {c.get('function', {}).get('arguments', '')}]"
-                for c in message.get("tool_calls") or []
-            ]
+            calls = [_openai_call(c.get("function") or {}) for c in message.get("tool_calls") or []]
             _append(chat, "assistant", "\n".join([text, *calls]).strip())
         elif role == "tool":
-            _append(chat, "user", f"[tool result]\n{text}")
+            _append(chat, "user", render_result(text))
         else:
             _append(chat, "user", text)
     return _finish(chat)
