@@ -86,3 +86,30 @@ def test_gpt_oss_tool_calls_and_their_round_trip(client):
 def test_openai_tool_choice_must_name_a_tool(client):
     body = openai_body({"type": "function", "function": {"name": "get_time"}})
     assert rejected(lambda: invoke(client, GPT_OSS, body)) == "tool_choice: the function get_time is not one of the tools provided."
+
+
+COMMAND_R = "cohere.command-r-v1:0"
+COHERE_TOOLS = [{"name": "get_weather", "description": "Get the weather for a city.",
+                 "parameter_definitions": {"city": {"description": "The city.", "type": "str", "required": True},
+                                           "days": {"description": "Days ahead.", "type": "int", "required": True}}}]
+COHERE_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+                 "required": ["city", "days"], "additionalProperties": False}
+
+
+def test_command_r_calls_a_tool_and_reads_its_result(client):
+    body = {"message": "What's the weather in Paris for the next 2 days?", "tools": COHERE_TOOLS, "max_tokens": 60,
+            "temperature": 0}
+    reply, _ = invoke(client, COMMAND_R, body)
+    (call,) = reply["tool_calls"]  # HEURISTIC auto choice: the question is about the weather
+    assert call["name"] == "get_weather" and reply["finish_reason"] == "COMPLETE"
+    jsonschema.validate(call["parameters"], COHERE_SCHEMA)
+
+    chunks, _ = stream(client, COMMAND_R, body)
+    generated = [c for c in chunks if c["event_type"] == "tool-calls-generation"]
+    assert [c["tool_calls"] for c in generated] == [[call]]
+    assert chunks[-1]["event_type"] == "stream-end" and chunks[-1]["response"]["tool_calls"] == [call]
+
+    answered = {**body, "message": "", "max_tokens": 30,
+                "tool_results": [{"call": call, "outputs": [{"forecast": "Sunny, 21 degrees Celsius."}]}]}
+    reply, _ = invoke(client, COMMAND_R, answered)
+    assert "tool_calls" not in reply and "21" in reply["text"]

@@ -215,6 +215,7 @@ async def invoke_model_with_response_stream(request: web.Request, labels: dict) 
     call, params = text_call(service, operation_name, model_id, entry, family, body, streaming=True)
     invocation = Invocation(model_id, body, request["request_id"], input_tokens=len(await service.prompt_ids(call)))
     stream: _NativeStream | None = None
+    uses: list[ToolUse] = []
     # aclosing: however the handler ends (an error, or a client that went away), the generation stops now.
     async with aclosing(service.generate(call, params)) as events:
         async for event in events:
@@ -226,11 +227,13 @@ async def invoke_model_with_response_stream(request: web.Request, labels: dict) 
             if isinstance(event, TextDelta):
                 await stream.delta(event.text)
             elif isinstance(event, (ToolUseStart, ToolInputDelta, ToolUse)):
+                if isinstance(event, ToolUse):
+                    uses.append(event)
                 await stream.send(call.family.stream_tool(invocation, event))
             elif isinstance(event, Failed):
                 return await stream.fail(event.error)
             elif isinstance(event, Finished):
-                return await stream.end(event)
+                return await stream.end(replace(event, tool_uses=tuple(uses)))
     ended = RuntimeError("generation ended without a result")
     if stream is None:
         raise model_failure(ended)

@@ -5,12 +5,39 @@ from __future__ import annotations
 import uuid
 
 from ..engine.scheduler import CONTEXT_EXCEEDED
-from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished
+from ..api.tools import check_unique, checked_tool
+from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Finished, ToolInputDelta, ToolUse, ToolUseStart
+from ..protocol.errors import malformed_native
+from ..tooluse import ToolPlan, render_call, render_result
 from . import schema as s
 from .base import Invocation, Knobs, Prompt, TextFamily
 from .prompts import instruction
 
-_REASONS = {END_TURN: "COMPLETE", STOP_SEQUENCE: "COMPLETE", MAX_TOKENS: "MAX_TOKENS", CONTEXT_EXCEEDED: "MAX_TOKENS"}
+_REASONS = {END_TURN: "COMPLETE", STOP_SEQUENCE: "COMPLETE", MAX_TOKENS: "MAX_TOKENS", CONTEXT_EXCEEDED: "MAX_TOKENS",
+            TOOL_USE: "COMPLETE"}
+# Command R's parameter types -> JSON Schema types (an unknown type leaves the value unconstrained).
+_PARAM_TYPES = {"str": "string", "string": "string", "int": "integer", "integer": "integer", "float": "number",
+                "number": "number", "bool": "boolean", "boolean": "boolean", "list": "array", "dict": "object",
+                "object": "object"}
+
+
+def _tool_schema(definitions: dict) -> dict:
+    """Command R's `parameter_definitions` as the JSON schema the call's parameters are decoded under."""
+    properties = {}
+    for name, definition in definitions.items():
+        kind = _PARAM_TYPES.get(str(definition.get("type", "")).lower())
+        properties[name] = {"description": definition.get("description", ""), **({"type": kind} if kind else {})}
+    return {"type": "object", "properties": properties,
+            "required": [name for name, definition in definitions.items() if definition.get("required")]}
+
+
+def _fields(records: list[dict]) -> str:
+    """Documents or tool outputs as `key: value` lines, one paragraph per record."""
+    return "\n\n".join("\n".join(f"{key}: {value}" for key, value in record.items()) for record in records)
+
+
+def _calls(uses: tuple[ToolUse, ...]) -> list[dict]:
+    return [{"name": u.name, "parameters": u.input} for u in uses]
 
 
 def _derived_id(call: Invocation | None, salt: str) -> str:
@@ -121,12 +148,31 @@ class CohereCommandR(TextFamily):
         message = body["message"]
         documents = body.get("documents") or []
         if documents:
-            rendered = "\n\n".join(
-                "\n".join(f"{key}: {value}" for key, value in doc.items()) for doc in documents
-            )
+            rendered = _fields(documents)
             message = f"{message}\n\n[documents]\n{rendered}"
-        chat.append({"role": "user", "content": message})
+        for result in body.get("tool_results") or []:  # the calls answered in this turn, then their outputs
+            call = result.get("call") or {}
+            chat.append({"role": "assistant", "content": render_call(call.get("name", ""), call.get("parameters", {}))})
+            chat.append({"role": "user", "content": render_result(_fields(result.get("outputs") or []))})
+        if message or not body.get("tool_results"):
+            chat.append({"role": "user", "content": message})
         return Prompt(messages=chat)
+
+    def tool_plan(self, body: dict) -> ToolPlan | None:
+        """Command R decides itself whether to call one of `tools` (there is no tool choice)."""
+        offered = body.get("tools") or []
+        if not offered:
+            return None
+        tools = []
+        for i, tool in enumerate(offered):
+            if not isinstance(tool.get("name"), str):
+                raise malformed_native(f"#/tools/{i}: required key [name] not found")
+            tools.append(checked_tool(i, tool["name"], tool.get("description", ""),
+                                      _tool_schema(tool.get("parameter_definitions") or {}),
+                                      f"tools.{i}.parameter_definitions"))
+        check_unique([t.name for t in tools])
+        return ToolPlan(tuple(tools), "auto", after_results=bool(body.get("tool_results")),
+                        schema_paths=tuple(f"tools.{i}.parameter_definitions" for i in range(len(tools))))
 
     def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
         body = call.body if call else {}
@@ -140,6 +186,7 @@ class CohereCommandR(TextFamily):
             "chat_history": history,
             "finish_reason": self.native_stop_reason(result.stop_reason),
             "meta": {"api_version": {"version": "1"}, "billed_units": tokens, "tokens": tokens},
+            **({"tool_calls": _calls(result.tool_uses)} if result.tool_uses else {}),
         }
 
     def stream_start(self, call: Invocation) -> list[dict]:
@@ -147,6 +194,12 @@ class CohereCommandR(TextFamily):
 
     def stream_delta(self, call: Invocation, text: str) -> list[dict]:
         return [{"is_finished": False, "event_type": "text-generation", "text": text}]
+
+    def stream_tool(self, call: Invocation, event: ToolUseStart | ToolInputDelta | ToolUse) -> list[dict]:
+        """A complete call goes out in one `tool-calls-generation` event."""
+        if not isinstance(event, ToolUse):
+            return []
+        return [{"is_finished": False, "event_type": "tool-calls-generation", "text": "", "tool_calls": _calls((event,))}]
 
     def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
         return [{
