@@ -195,6 +195,8 @@ def test_too_few_tokens_for_any_valid_input_stop_with_max_tokens(client):
     reply = client.converse(**kwargs)
     assert reply["stopReason"] == "max_tokens"
     assert reply["usage"]["outputTokens"] == 3
+    (use,) = tool_uses(reply)
+    assert use["name"] == "get_weather" and use["input"] == {}  # cut off: no partial JSON in a document
     events = list(client.converse_stream(**kwargs)["stream"])
     assert "contentBlockStart" in events[1]
     assert events[-3] == {"contentBlockStop": {"contentBlockIndex": 0}}
