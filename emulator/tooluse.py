@@ -239,13 +239,12 @@ async def tool_turn(service: "Service", call: "Call", params: SamplingParams) ->
     # Pass 1: text, unless a call is forced (or the heuristic asks for one).
     tool = auto_pick(plan, call.last_user_text)
     if plan.choice in ("auto", "none") and tool is None:
-        # The call marker always ends the text: it starts a call only where a call is allowed (HEURISTIC: not
-        # right after tool results, where a small model just copies the call it sees in the history).
+        # The call marker always ends the text; it starts a call only where one is allowed. HEURISTIC: right after
+        # tool results a small model just copies the call it sees in the history, so there its reply may not
+        # open with a tag, and a marker later on ends the answer.
         text_grammar = json_schema_grammar(plan.text_schema) if plan.text_schema is not None else None
         own_stop = CALL_START not in params.stop_sequences and text_grammar is None
         stops = (*params.stop_sequences, CALL_START) if own_stop else params.stop_sequences
-        # After tool results a small model tends to copy the call it sees in the history; its reply may not
-        # open with a tag, so it answers (HEURISTIC, like the rest of this branch).
         no_tag = FirstTokenBan(grammars.tag_openers) if plan.after_results and text_grammar is None else None
         text_params = replace(params, stop_sequences=stops)
         async with aclosing(run(base.messages, text_params, text_grammar, no_tag)) as events:

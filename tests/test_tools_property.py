@@ -51,6 +51,7 @@ SCHEMAS = {
 PROMPTS = [
     "Fill in the details for Ada Lovelace, a 36 year old member; it is 25 degrees in Paris today.",
     "Order 42 for bob@example.com, who is a VIP, please.",
+    "Say something random.",
 ]
 
 
