@@ -301,6 +301,19 @@ def test_an_empty_tool_list_is_rejected_by_the_service_model(server):
     assert "'toolConfig.tools' failed to satisfy constraint: Member must have length greater than or equal to 1" in message
 
 
+def test_only_models_with_tool_use_take_tools(client):
+    def ask(model: str, config: dict):
+        return lambda: client.converse(modelId=model, messages=[user("hi")], toolConfig=config)
+
+    titan = ask("amazon.titan-text-express-v1", tools(WEATHER))
+    assert error_of(titan) == ("ValidationException", "This model doesn't support tool use.")
+    llama = ask("meta.llama3-1-8b-instruct-v1:0", tools(WEATHER, choice={"any": {}}))
+    assert error_of(llama) == (
+        "ValidationException",
+        "This model doesn't support the toolConfig.toolChoice.any field. Remove toolConfig.toolChoice.any and try again.",
+    )
+
+
 def test_system_tools_are_not_supported(client):
     assert error_of(converse(client, toolConfig={"tools": [{"systemTool": {"name": "web_search"}}]})) == (
         "ValidationException",

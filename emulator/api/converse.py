@@ -42,7 +42,7 @@ async def _prepare(request: web.Request, operation: str, labels: dict) -> tuple[
     entry, family = service.resolve_text(params["modelId"])
     messages = conversation(params)
     check_media(params, family.name)
-    tools = tool_plan(params)
+    tools = tool_plan(params, family.name)
     check_pointers(params.get("additionalModelResponseFieldPaths"))
     native = family.converse_native(params.get("inferenceConfig") or {}, params.get("additionalModelRequestFields"))
     sampling = family.sampling(native, entry)

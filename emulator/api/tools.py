@@ -17,6 +17,19 @@ from ..protocol.errors import validation
 from ..tooluse import Tool, ToolPlan
 
 _NEEDS_CONFIG = "The toolConfig field must be defined when using toolUse and toolResult content blocks."
+# The tool choices Converse accepts per model family (AWS "Supported models and model features" and the
+# ToolChoice reference: `any` for Claude, Nova and Mistral Large, `tool` for Claude and Nova). Families not
+# listed (Titan Text, Mistral 7B / Mixtral, Cohere Command, Jurassic-2, DeepSeek) have no tool use at all.
+# Llama counts as 3.1 or later, where tool use began.
+TOOL_CHOICES = {
+    "anthropic": ("auto", "any", "tool"),
+    "nova": ("auto", "any", "tool"),
+    "mistral-chat": ("auto", "any"),
+    "cohere-command-r": ("auto",),
+    "llama": ("auto",),
+    "ai21-jamba": ("auto",),
+    "openai": ("auto",),
+}
 
 
 def _schema_path(i: int) -> str:
@@ -101,8 +114,9 @@ def check_tool_turns(messages: list[dict]) -> None:
             )
 
 
-def tool_plan(params: dict) -> ToolPlan | None:
-    """The turn's tools and tool choice (None: a plain text turn), after Bedrock's checks.
+def tool_plan(params: dict, family: str | None = None) -> ToolPlan | None:
+    """The turn's tools and tool choice (None: a plain text turn), after Bedrock's checks (`family`: also
+    whether Converse lets that model family use tools and this tool choice).
 
     (Whether the emulator can constrain decoding to each schema is checked when the turn runs: tooluse.py.)"""
     messages = params.get("messages") or []
@@ -116,6 +130,8 @@ def tool_plan(params: dict) -> ToolPlan | None:
             return None
         plan = ToolPlan(tools=(), choice="none", text_schema=text_schema)
     else:
+        if family is not None and family not in TOOL_CHOICES:
+            raise validation("This model doesn't support tool use.")
         tools: list[Tool] = []
         paths: list[str] = []
         for i, entry in enumerate(config["tools"]):
@@ -135,6 +151,9 @@ def tool_plan(params: dict) -> ToolPlan | None:
         check_unique(names)
         choice = config.get("toolChoice") or {"auto": {}}
         kind = next(iter(choice))
+        if family is not None and kind not in TOOL_CHOICES[family]:
+            member = f"toolConfig.toolChoice.{kind}"
+            raise validation(f"This model doesn't support the {member} field. Remove {member} and try again.")
         forced = choice["tool"]["name"] if kind == "tool" else None
         if forced is not None and forced not in names:
             raise validation(
