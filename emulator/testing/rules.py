@@ -30,7 +30,6 @@ import asyncio
 import itertools
 import json
 import re
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from ..engine.types import END_TURN, Event, Failed, Finished, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
 from ..protocol.errors import BedrockError
+from ..tooluse import tool_use_id
 from .scope import GeneratingOperation, as_list, describe, error_code, extra_members, model_matches
 
 if TYPE_CHECKING:
@@ -264,11 +264,6 @@ _PIECE = re.compile(r"\s*\S+|\s+$")
 def pieces(text: str) -> list[str]:
     """Word-sized stream pieces that join back into exactly `text` (each keeps its leading whitespace)."""
     return _PIECE.findall(text)
-
-
-def tool_use_id() -> str:
-    """A toolUseId in Bedrock's Converse form, e.g. `tooluse_kZJMlvQmRJ6eAyJE5GIl7Q`."""
-    return "tooluse_" + secrets.token_urlsafe(16)
 
 
 def estimated_tokens(text: str) -> int:
