@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import tempfile
 from pathlib import Path
 
 import torch
@@ -154,9 +156,10 @@ def load_packed(folder: Path, weights: str) -> dict[str, torch.Tensor]:
         if not shard.name.startswith("emulator-packed-"):
             state.update(load_file(shard))
     packed = pack(state, config, weights)
-    tmp = target.with_suffix(".tmp")
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")  # unique: two servers may pack at once
+    os.close(fd)
     save_file(packed, tmp)
-    tmp.replace(target)  # atomic: a half-written pack is never loaded
+    os.replace(tmp, target)  # atomic: a half-written pack is never loaded
     return packed
 
 
