@@ -5,11 +5,14 @@ module hooks), not in arithmetic: SmolLM2-135M decodes ~24 tokens/s through it a
 ~2 ms per token. This module runs the same architecture (RMSNorm, rotary embeddings, grouped-query attention,
 SwiGLU) as a short list of tensor ops per layer over weights packed for serving:
 
-- "int8": weight-only int8 with one scale per output channel (`torch._weight_int8pack_mm`), bfloat16 activations;
-  the CPU default. Weights shrink 4x against float32, and a decode step is bound by reading them.
-- "bfloat16": plain bfloat16 matmuls; the GPU default, and the CPU choice when int8's small drift from the float32
-  reference matters more than speed.
-- "float32": the converted weights as they are (reference numerics through this code path).
+- "int4" (the CPU default): 4-bit groups of 32 with a scale and a minimum for torch's int4 kernel; GGUF's Q4_1
+  blocks have exactly this form, so the layers compute with the checkpoint's own weights. Activations are
+  bfloat16 into the matmuls and float32 everywhere else (residual stream, norms, attention, KV cache). Large
+  decode batches use a bfloat16 copy of the same weights (see DENSE_FROM_ROWS).
+- "int8": one scale per output channel (`torch._weight_int8pack_mm`); a re-quantization, kept for comparison.
+- "bfloat16": plain bfloat16 matmuls; the GPU default.
+- "float32": the converted weights as they are (transformers' numerics through this code path).
+The LM head's best candidates are always rescored exactly in float32 (`Decoder._logits`).
 
 Q, K, V and gate/up projections are fused into one matmul each. A batch of sequences shares one KV cache tensor per
 layer, one row per sequence, each row at its own length; a step's attention masks every row past its own length.
