@@ -10,7 +10,7 @@ hands its events back to the request's event loop thread-safely.
 
 transformers' own continuous-batching manager (`generate_batch` / `init_continuous_batching`) is not used: it has
 no per-sequence hook for a `TokenConstraint`, one random seed for the whole batch instead of one per request, and
-its paged-attention path is built for GPUs (on this CPU it is slower than the loop below).
+it runs transformers' generic forward, whose per-step Python cost is what decoder.py exists to avoid.
 """
 
 from __future__ import annotations
