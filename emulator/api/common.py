@@ -7,6 +7,7 @@ import time
 
 from aiohttp import web
 
+from ..protocol.errors import BedrockError
 from ..protocol.shapes import check_json_body, validate_input
 
 
@@ -33,3 +34,18 @@ class Stopwatch:
     @property
     def ms(self) -> int:
         return int((time.monotonic() - self.started) * 1000)
+
+
+def model_failure(error: BaseException) -> BedrockError:
+    """A generation failure as Bedrock reports it before a response has started."""
+    if isinstance(error, BedrockError):
+        return error
+    return BedrockError("ModelErrorException", f"The model returned the following errors: {error}")
+
+
+def stream_failure(error: BaseException) -> BedrockError:
+    """A generation failure after a stream has started: model errors become `modelStreamErrorException` frames."""
+    failure = model_failure(error)
+    if failure.code != "ModelErrorException":
+        return failure
+    return BedrockError("ModelStreamErrorException", failure.message, originalStatusCode=424, originalMessage=failure.message)

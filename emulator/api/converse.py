@@ -11,7 +11,7 @@ from ..engine.types import Event, Failed, Finished
 from ..protocol.errors import BedrockError
 from ..protocol.streaming import EventStreamWriter
 from ..service import SERVICE, Call, Service
-from .common import Stopwatch, json_response, validated_json
+from .common import Stopwatch, json_response, model_failure, stream_failure, validated_json
 from .content_rules import cache_usage, check_media
 from .converse_input import check_pointers, conversation, response_fields
 from .tools import ReplyBlocks, tool_plan
@@ -50,12 +50,6 @@ async def _prepare(request: web.Request, operation: str, labels: dict) -> tuple[
     return service, call, params, sampling
 
 
-def _model_failure(error: BaseException) -> BedrockError:
-    if isinstance(error, BedrockError):
-        return error
-    return BedrockError("ModelErrorException", f"The model returned the following errors: {error}")
-
-
 async def converse(request: web.Request, labels: dict) -> web.StreamResponse:
     clock = Stopwatch()
     service, call, params, sampling = await _prepare(request, "Converse", labels)
@@ -65,7 +59,7 @@ async def converse(request: web.Request, labels: dict) -> web.StreamResponse:
     async with aclosing(service.generate(call, sampling)) as events:
         async for event in events:
             if isinstance(event, Failed):
-                raise _model_failure(event.error)
+                raise model_failure(event.error)
             if isinstance(event, Finished):
                 result = event
             blocks.on(event)
@@ -98,17 +92,14 @@ async def _stream_reply(
     # Everything that can fail before the model's first token is still an ordinary HTTP error.
     first = await anext(events)
     if isinstance(first, Failed):
-        raise _model_failure(first.error)
+        raise model_failure(first.error)
     stream = EventStreamWriter(request)
     await stream.event("messageStart", {"role": "assistant"})
     event = first
     blocks = ReplyBlocks()  # an empty generation has no block, so no contentBlockStop either
     while True:
         if isinstance(event, Failed):
-            error = _model_failure(event.error)
-            if error.code == "ModelErrorException":
-                error = BedrockError("ModelStreamErrorException", error.message, originalStatusCode=424)
-            await stream.exception(error)
+            await stream.exception(stream_failure(event.error))
             return await stream.finish()
         elif isinstance(event, Finished):
             for name, payload in blocks.finish():

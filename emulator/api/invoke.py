@@ -21,12 +21,11 @@ from ..engine.types import Failed, Finished, SamplingParams, TextDelta, ToolInpu
 from ..families.base import Family, Invocation, TextFamily
 from ..families.embeddings import Embedded, EmbeddingFamily
 from ..families.images import ImageFamily
-from ..protocol.errors import BedrockError, malformed_native, validation
+from ..protocol.errors import malformed_native, validation
 from ..protocol.shapes import operation, validate_input
 from ..protocol.streaming import EventStreamWriter
 from ..service import SERVICE, Call, Service
-from .common import Stopwatch, json_response
-from .converse import _model_failure as model_failure
+from .common import Stopwatch, json_response, model_failure, stream_failure
 
 # Media types that mean "JSON" on the way in (clients send none, JSON, octet-stream or a wildcard) and out.
 _BODY_TYPES = {"application/json", "application/octet-stream", "*/*", "application/*"}
@@ -199,11 +198,7 @@ class _NativeStream:
         return await self.writer.finish()
 
     async def fail(self, cause: BaseException) -> web.StreamResponse:
-        error = model_failure(cause)
-        if error.code == "ModelErrorException":
-            error = BedrockError("ModelStreamErrorException", error.message, originalStatusCode=424,
-                                 originalMessage=error.message)
-        await self.writer.exception(error)
+        await self.writer.exception(stream_failure(cause))
         return await self.writer.finish()
 
 
