@@ -21,7 +21,6 @@ import threading
 from functools import lru_cache
 
 import llguidance
-import llguidance.hf
 import numpy as np
 import torch
 
@@ -118,6 +117,8 @@ class GrammarTokenizer:
     """llguidance's view of one Hugging Face tokenizer (building it takes about a second; built once per model)."""
 
     def __init__(self, hf_tokenizer) -> None:
+        import llguidance.hf  # imports transformers' modeling stack: paid on the first tool call, not at start
+
         self.ll = llguidance.hf.from_tokenizer(hf_tokenizer)
         self.vocab_size = self.ll.vocab_size
         self.eos = self.ll.eos_token
