@@ -305,8 +305,10 @@ async def scripted_events(loaded: LoadedRule, call: "Call", service: "Service") 
     input_tokens, output_tokens = await _token_counts(respond, call, service)
     pace = respond.pace_ms / 1000
     outputs: list[Event] = [TextDelta(piece) for piece in pieces(respond.text)]
+    # Ids in the caller's form: `toolu_bdrk_` for Anthropic's native body, `tooluse_` for Converse and the rest.
+    new_id = call.tools.new_id if call.tools is not None else tool_use_id
     for tool in respond.tool_calls:  # the sequence a generated tool call makes: start, input fragments, whole call
-        use_id = tool.id or tool_use_id()
+        use_id = tool.id or new_id()
         outputs.append(ToolUseStart(use_id, tool.name))
         outputs += [ToolInputDelta(piece) for piece in pieces(json.dumps(tool.input, ensure_ascii=False))]
         outputs.append(ToolUse(use_id, tool.name, tool.input))
