@@ -104,29 +104,26 @@ def _inst(prompt: str) -> Chat | None:
     return _finish(chat)
 
 
-def _deepseek(prompt: str) -> Chat | None:
-    parts = _DEEPSEEK.split(_DEEPSEEK_NOISE.sub("", prompt))
-    if len(parts) < 3:
-        return None
+def _marked_turns(parts: list[str]) -> Chat | None:
+    """A prompt split by `re.split` on a capturing `(User|<assistant marker>)` group: the text before the first
+    marker is the system prompt, then each marker opens a turn."""
     chat: Chat = []
     if parts[0].strip():
         chat.append({"role": "system", "content": parts[0].strip()})
     for marker, text in zip(parts[1::2], parts[2::2]):
         _append(chat, "user" if marker == "User" else "assistant", text.strip())
     return _finish(chat)
+
+
+def _deepseek(prompt: str) -> Chat | None:
+    parts = _DEEPSEEK.split(_DEEPSEEK_NOISE.sub("", prompt))
+    return _marked_turns(parts) if len(parts) >= 3 else None
 
 
 def _user_bot(prompt: str) -> Chat | None:
     """Titan's `User: ...\\nBot:` convention."""
     parts = re.split(r"(?:^|\n)(User|Bot):", prompt)
-    if len(parts) < 3 or "Bot" not in parts[1::2]:
-        return None
-    chat: Chat = []
-    if parts[0].strip():
-        chat.append({"role": "system", "content": parts[0].strip()})
-    for marker, text in zip(parts[1::2], parts[2::2]):
-        _append(chat, "user" if marker == "User" else "assistant", text.strip())
-    return _finish(chat)
+    return _marked_turns(parts) if len(parts) >= 3 and "Bot" in parts[1::2] else None
 
 
 def chat_markup(prompt: str) -> Chat | None:
