@@ -246,5 +246,28 @@ class TextFamily(Family):
         raise NotImplementedError
 
 
+class ListedCompletion(TextFamily):
+    """Completion families whose reply and every stream chunk is `{<list_key>: [{"text", "stop_reason"}]}`."""
+
+    list_key = "outputs"
+
+    def prompt(self, body: dict) -> Prompt:
+        from .prompts import completion_prompt  # prompts imports this module
+
+        return completion_prompt(body["prompt"])
+
+    def _listed(self, text: str, reason: str | None) -> dict:
+        return {self.list_key: [{"text": text, "stop_reason": reason}]}
+
+    def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
+        return self._listed(result.text, self.native_stop_reason(result.stop_reason))
+
+    def stream_delta(self, call: Invocation, text: str) -> list[dict]:
+        return [self._listed(text, None)]
+
+    def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
+        return [self._listed("", self.native_stop_reason(result.stop_reason))]
+
+
 def unsupported_operation() -> BedrockError:
     return validation("This action doesn't support the model that you provided. Try again with a supported text or chat model.")

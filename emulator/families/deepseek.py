@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from ..engine.scheduler import CONTEXT_EXCEEDED
-from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished
+from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE
 from . import schema as s
-from .base import Invocation, Knobs, Prompt, TextFamily
-from .prompts import completion_prompt
+from .base import Knobs, ListedCompletion
 
 
-class DeepSeek(TextFamily):
+class DeepSeek(ListedCompletion):
+    list_key = "choices"
     name = "deepseek"
     knobs = Knobs(max_tokens=("max_tokens",), temperature=("temperature",), top_p=("top_p",), top_k=None,
                   stop=("stop",))
@@ -29,18 +29,3 @@ class DeepSeek(TextFamily):
             },
             required=("prompt",),
         )
-
-    def prompt(self, body: dict) -> Prompt:
-        return completion_prompt(body["prompt"])
-
-    def _choice(self, text: str, reason: str | None) -> dict:
-        return {"choices": [{"text": text, "stop_reason": reason}]}
-
-    def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
-        return self._choice(result.text, self.native_stop_reason(result.stop_reason))
-
-    def stream_delta(self, call: Invocation, text: str) -> list[dict]:
-        return [self._choice(text, None)]
-
-    def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
-        return [self._choice("", self.native_stop_reason(result.stop_reason))]

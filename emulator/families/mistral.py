@@ -8,15 +8,15 @@ from ..catalog import base_model_id
 from ..engine.scheduler import CONTEXT_EXCEEDED
 from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Finished
 from . import schema as s
-from .base import Invocation, Knobs, Prompt, TextFamily
-from .prompts import completion_prompt
+from .base import Invocation, Knobs, ListedCompletion
 from .openai import _ALNUM, OpenAIChat
 
 _REASONS = {END_TURN: "stop", STOP_SEQUENCE: "stop", MAX_TOKENS: "length", CONTEXT_EXCEEDED: "length",
             TOOL_USE: "tool_calls"}
 
 
-class MistralText(TextFamily):
+class MistralText(ListedCompletion):
+    list_key = "outputs"
     name = "mistral"
     knobs = Knobs(max_tokens=("max_tokens",), temperature=("temperature",), top_p=("top_p",), top_k=("top_k",),
                   stop=("stop",))
@@ -38,21 +38,6 @@ class MistralText(TextFamily):
             },
             required=("prompt",),
         )
-
-    def prompt(self, body: dict) -> Prompt:
-        return completion_prompt(body["prompt"])
-
-    def _output(self, text: str, reason: str | None) -> dict:
-        return {"outputs": [{"text": text, "stop_reason": reason}]}
-
-    def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
-        return self._output(result.text, self.native_stop_reason(result.stop_reason))
-
-    def stream_delta(self, call: Invocation, text: str) -> list[dict]:
-        return [self._output(text, None)]
-
-    def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
-        return [self._output("", self.native_stop_reason(result.stop_reason))]
 
 
 class MistralChat(OpenAIChat):
