@@ -87,3 +87,12 @@ def raw_request(url: str, path: str, body: bytes = b"", method: str = "POST", he
         return RawReply(reply.status, reply.headers, reply.read())
     finally:
         conn.close()
+
+
+@pytest.fixture(scope="session")
+def claude(server):
+    """The Anthropic SDK's Bedrock client pointed at the emulator (SigV4 with dummy keys, retries off)."""
+    from anthropic import AnthropicBedrock
+
+    return AnthropicBedrock(base_url=server.url, aws_access_key="AKIDEXAMPLE", aws_secret_key="secret",
+                            aws_region="us-east-1", max_retries=0, timeout=120)

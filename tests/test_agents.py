@@ -77,7 +77,7 @@ def test_langchain_with_structured_output_and_bound_tools(server):
     assert call["id"].startswith("tooluse_")
 
 
-def test_anthropic_sdk_tool_runner(server):
+def test_anthropic_sdk_tool_runner(claude):
     anthropic = pytest.importorskip("anthropic")
     calls: list[tuple[str, int]] = []
 
@@ -92,8 +92,6 @@ def test_anthropic_sdk_tool_runner(server):
         calls.append((city, days))
         return f"Sunny for {days} days in {city}, 21 degrees Celsius."
 
-    claude = anthropic.AnthropicBedrock(base_url=server.url, aws_access_key="test", aws_secret_key="test",
-                                        aws_region="us-east-1", max_retries=0, timeout=120)
     runner = claude.beta.messages.tool_runner(
         model=HAIKU, max_tokens=60, tools=[get_forecast], extra_body={"temperature": 0},
         messages=[{"role": "user", "content": "What's the weather forecast for Paris for the next 3 days?"}])

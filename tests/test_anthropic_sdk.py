@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import anthropic
 import pytest
-from anthropic import AnthropicBedrock
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 # anthropic 2.x has no `temperature` argument any more; sampling controls travel in `extra_body`.
 GREEDY = {"extra_body": {"temperature": 0}}
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
-
-@pytest.fixture(scope="module")
-def claude(server):
-    return AnthropicBedrock(base_url=server.url, aws_access_key="AKIDEXAMPLE", aws_secret_key="secret",
-                            aws_region="us-east-1", max_retries=0, timeout=120)
 
 
 def test_create_honours_max_tokens(claude):

@@ -8,7 +8,6 @@ import json
 import anthropic
 import jsonschema
 import pytest
-from anthropic import AnthropicBedrock
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 GREEDY = {"extra_body": {"temperature": 0}}
@@ -20,11 +19,6 @@ TOOLS = [{"name": "get_forecast", "description": "Get the weather forecast for a
           "input_schema": {"type": "object", "properties": {"timezone": {"type": "string"}}, "required": ["timezone"]}}]
 ASK = [{"role": "user", "content": "What's the weather forecast for Paris for the next 3 days?"}]
 
-
-@pytest.fixture(scope="module")
-def claude(server):
-    return AnthropicBedrock(base_url=server.url, aws_access_key="AKIDEXAMPLE", aws_secret_key="secret",
-                            aws_region="us-east-1", max_retries=0, timeout=120)
 
 
 def test_tool_choice_tool_returns_a_tool_use_block(claude):
