@@ -12,11 +12,13 @@
     admin.reset()                                                       # back to the start-up state
 
 Every method returns the server's JSON; a rejected request raises `AdminError` with the server's message.
+A server started with `--admin-token` needs `EmulatorAdmin(url, token=...)` or BEDROCK_EMULATOR_ADMIN_TOKEN set.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -35,14 +37,19 @@ def _given(**fields: Any) -> dict:
 
 
 class EmulatorAdmin:
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    """`token`: the server's `--admin-token` (default: the BEDROCK_EMULATOR_ADMIN_TOKEN environment variable)."""
+
+    def __init__(self, url: str, timeout: float = 30.0, token: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.token = token or os.environ.get("BEDROCK_EMULATOR_ADMIN_TOKEN") or None
 
     def _call(self, method: str, path: str, body: object = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + "/_emulator" + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(self.url + "/_emulator" + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as reply:
                 return json.loads(reply.read() or b"null")

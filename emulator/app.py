@@ -16,6 +16,7 @@ from .engine.pool import ModelPool
 from .engine.sources import default_cache_dir
 from .guardrails import policies as guardrail_policies
 from .protocol import routing
+from .protocol.access import AccessConfig, install as install_access
 from .protocol.errors import BedrockError
 from .protocol.middleware import add_request_id, errors_as_bedrock
 from .service import SERVICE, Service
@@ -48,6 +49,7 @@ class Settings:
     guardrails_path: Path | None = None
     async_output_dir: Path | None = None  # where async invocations write output (default: <cache>/async-invoke)
     testing: TestKitConfig = field(default_factory=TestKitConfig)  # fixtures, invocation log, rate limits
+    access: AccessConfig = field(default_factory=AccessConfig)  # admin guard, --auth-keys
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
@@ -77,6 +79,7 @@ def build_app(settings: Settings | None = None) -> web.Application:
     pool = ModelPool(catalog, settings.cache_dir or default_cache_dir(), settings.device)
     app = web.Application(middlewares=[errors_as_bedrock], client_max_size=26 * 1024 * 1024)
     app[SERVICE] = Service(catalog, pool, guardrail_policies.load(settings.guardrails_path))
+    install_access(app, settings.access)
     app.on_response_prepare.append(add_request_id)
     app.on_startup.append(_load_models)
     app.on_cleanup.append(_stop_loading)

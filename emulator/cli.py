@@ -12,6 +12,7 @@ from .app import Settings, build_app
 from .catalog import Catalog
 from .engine.pool import ModelPool
 from .engine.sources import default_cache_dir
+from .protocol.access import AccessConfig
 from .server import start_site
 from .testing import TestKitConfig
 
@@ -41,6 +42,16 @@ def _parser() -> argparse.ArgumentParser:
                          help="per-model requests/tokens-per-minute quotas (YAML `limits:` list)")
     parser.add_argument("--async-output-dir", type=Path, default=None,
                         help="local folder standing in for S3 output of async invocations (default: <cache>/async-invoke)")
+    access = parser.add_argument_group("access (see the README's Security section)")
+    access.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="a Host name the admin API answers to besides loopback ones (repeatable; also "
+                             "BEDROCK_EMULATOR_ALLOW_HOSTS, comma-separated); '*' allows any")
+    access.add_argument("--admin-token", default=None, metavar="TOKEN",
+                        help="require 'Authorization: Bearer TOKEN' on every admin call "
+                             "(default $BEDROCK_EMULATOR_ADMIN_TOKEN)")
+    access.add_argument("--auth-keys", type=Path, default=None, metavar="FILE",
+                        help="verify Bedrock calls' SigV4 signatures and bearer tokens against this AWS "
+                             "credentials-style file (default $BEDROCK_EMULATOR_AUTH_KEYS; unset: not checked)")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -49,6 +60,9 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     app = build_app(settings)
     runner, bound = await start_site(app, host, port)
     log.info("Bedrock Runtime emulator listening on http://%s:%d (health: /_emulator/health; models loading)", host, bound)
+    if host not in ("127.0.0.1", "localhost", "::1") and not settings.access.admin_token:
+        log.warning("listening on %s without --admin-token: anyone who can reach this port can script answers and "
+                    "read the invocation log", host)
     try:
         await asyncio.Event().wait()
     finally:
@@ -61,7 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings(catalog_path=args.models, cache_dir=args.cache_dir or default_cache_dir(), device=args.device,
                         guardrails_path=args.guardrails, async_output_dir=args.async_output_dir,
                         testing=TestKitConfig(fixtures_dir=args.fixtures, require_fixture_match=args.require_fixture_match,
-                                              invocation_log_path=args.invocation_log, rate_limits_path=args.rate_limits))
+                                              invocation_log_path=args.invocation_log, rate_limits_path=args.rate_limits),
+                        access=AccessConfig.from_env(args.allow_host, args.admin_token, args.auth_keys))
     if args.command == "fetch":
         pool = ModelPool(Catalog.load(settings.catalog_path), settings.cache_dir, settings.device)
         pool.load_all()

@@ -12,8 +12,9 @@ Fixtures:
   (ini `bedrock_emulator_scope = module|package|function` to change that).
 
 Options: `--bedrock-emulator-url URL` (or env `BEDROCK_EMULATOR_URL`) uses a running emulator instead of starting
-one; ini `bedrock_emulator_fixtures = DIR` loads rule files at start; ini `bedrock_emulator_require_fixture_match
-= true` answers unmatched requests with an error instead of the model.
+one; `--bedrock-emulator-admin-token TOKEN` (or env `BEDROCK_EMULATOR_ADMIN_TOKEN`) is the admin token sent to it
+(and required by the in-process one); ini `bedrock_emulator_fixtures = DIR` loads rule files at start; ini
+`bedrock_emulator_require_fixture_match = true` answers unmatched requests with an error instead of the model.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("bedrock-emulator")
     group.addoption("--bedrock-emulator-url", default=None,
                     help="use the Bedrock emulator running at URL instead of starting one in-process")
+    group.addoption("--bedrock-emulator-admin-token", default=None,
+                    help="the emulator's admin token (default $BEDROCK_EMULATOR_ADMIN_TOKEN); an in-process "
+                         "emulator is started requiring it")
     parser.addini("bedrock_emulator_scope", default="session",
                   help="how long one in-process emulator lives: session (default), package, module or function")
     parser.addini("bedrock_emulator_fixtures", default="",
@@ -40,6 +44,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _scope(fixture_name: str, config: pytest.Config) -> str:
     return config.getini("bedrock_emulator_scope") or "session"
+
+
+def _admin_token(config: pytest.Config) -> str | None:
+    return config.getoption("--bedrock-emulator-admin-token") or os.environ.get("BEDROCK_EMULATOR_ADMIN_TOKEN") or None
 
 
 def _fixtures_dir(config: pytest.Config) -> Path | None:
@@ -59,6 +67,7 @@ def bedrock_emulator_server(request: pytest.FixtureRequest):
         yield url
         return
     from .app import Settings  # imported here: loading the plugin must stay cheap for runs that never use it
+    from .protocol.access import AccessConfig
     from .server import BackgroundServer
     from .testing import TestKitConfig
     from .testing.rules import RuleBook, RuleError
@@ -70,15 +79,16 @@ def bedrock_emulator_server(request: pytest.FixtureRequest):
         raise pytest.UsageError(f"bedrock emulator: invalid rule file:\n{exc}") from None
     testing = TestKitConfig(fixtures_dir=fixtures,
                             require_fixture_match=request.config.getini("bedrock_emulator_require_fixture_match"))
-    server = BackgroundServer(Settings(testing=testing)).start()
+    access = AccessConfig(admin_token=_admin_token(request.config))
+    server = BackgroundServer(Settings(testing=testing, access=access)).start()
     yield server.url
     server.stop()
 
 
 @pytest.fixture
-def bedrock_emulator(bedrock_emulator_server: str):
+def bedrock_emulator(bedrock_emulator_server: str, request: pytest.FixtureRequest):
     """Script responses, inject faults, read the invocation log; reset before and after each test."""
-    admin = EmulatorAdmin(bedrock_emulator_server)
+    admin = EmulatorAdmin(bedrock_emulator_server, token=_admin_token(request.config))
     admin.reset()
     yield admin
     admin.reset()  # also leaves a shared server clean for tests that do not use this fixture

@@ -31,6 +31,7 @@ UNMODELED: dict[str, int] = {
     "UnknownOperationException": 404,
     "UnrecognizedClientException": 403,
     "InvalidSignatureException": 403,
+    "IncompleteSignatureException": 403,
     "MissingAuthenticationTokenException": 403,
 }
 
