@@ -135,7 +135,7 @@ class AuthKeys:
                 raise AuthKeysError(f"{path}: profile [{name}] needs both aws_access_key_id and aws_secret_access_key")
             if not key_id and not section.get("bearer_token"):
                 raise AuthKeysError(f"{path}: profile [{name}] has neither an access key pair nor a bearer_token")
-            if key_id in seen:
+            if key_id and key_id in seen:
                 raise AuthKeysError(f"{path}: access key {key_id} appears in more than one profile")
             seen.add(key_id)
             regions = frozenset(r.strip() for r in section.get("region", "").split(",") if r.strip())
