@@ -273,3 +273,10 @@ def test_a_bad_keys_file_is_refused_naming_the_problem(tmp_path, text, complaint
     path.write_text(text)
     with pytest.raises(AuthKeysError, match=re.escape(complaint)):
         AuthKeys.load(path)
+
+
+def test_a_signed_header_that_is_not_utf8_is_a_mismatch_not_a_500(checked, admin):
+    headers = signed_headers(checked.url, CONVERSE_PATH, BODY, **{"X-Custom": "abc"})
+    headers["X-Custom"] = "caf\xe9"  # sent as one latin-1 byte, not UTF-8
+    reply = raw_request(checked.url, CONVERSE_PATH, BODY, headers=headers)
+    assert (reply.status, reply.headers.get("x-amzn-ErrorType")) == (403, "InvalidSignatureException")

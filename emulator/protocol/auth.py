@@ -204,8 +204,11 @@ class AuthKeys:
         declared = headers.get("X-Amz-Content-SHA256")
         if declared and declared not in _PAYLOAD_MARKERS and declared != payload_hash:
             raise AuthError("InvalidSignatureException", SIGNATURE_MISMATCH)  # the body is not the one signed
-        canonical, to_sign, expected = _recompute(profile, region, method, raw_path, headers, payload_hash,
-                                                  params["SignedHeaders"], _fmt(timestamp), host)
+        try:
+            canonical, to_sign, expected = _recompute(profile, region, method, raw_path, headers, payload_hash,
+                                                      params["SignedHeaders"], _fmt(timestamp), host)
+        except UnicodeError:  # header bytes that are not UTF-8 cannot be what any SDK signed
+            raise AuthError("InvalidSignatureException", SIGNATURE_MISMATCH) from None
         if not hmac.compare_digest(expected.encode(), params["Signature"].encode()):
             raise AuthError("InvalidSignatureException", f"{SIGNATURE_MISMATCH}\n\nThe Canonical String for this "
                             f"request should have been\n'{canonical}'\n\nThe String-to-Sign should have been\n"
@@ -219,6 +222,8 @@ def _recompute(profile: Profile, region: str, method: str, raw_path: str, header
     signed = [name.strip().lower() for name in signed_text.split(";") if name.strip()]
     copy = AWSRequest(method=method.upper(), url=f"http://{host or headers.get('Host', '')}{raw_path}")
     for name, value in headers.items():
+        if name.lower() in signed:
+            value.encode("utf-8")  # bytes that were not UTF-8 (surrogate-escaped) raise here, not inside botocore
         copy.headers[name.lower()] = value
     if ":authority" in signed and ":authority" not in copy.headers:  # HTTP/2: the JS SDK signs :authority
         copy.headers[":authority"] = host or headers.get("Host", "")
