@@ -1,8 +1,12 @@
 # A CPU-only image of the Bedrock Runtime emulator with its default models baked in: it starts offline.
 #
 #   docker build -t bedrock-emulator .
-#   docker run --rm -p 8599:8599 bedrock-emulator        # then point an SDK at http://127.0.0.1:8599
+#   docker run --rm -p 127.0.0.1:8599:8599 -e BEDROCK_EMULATOR_ADMIN_TOKEN="$(openssl rand -hex 16)" bedrock-emulator
+#   # then point an SDK at http://127.0.0.1:8599; EmulatorAdmin / the pytest plugin read the same token variable
 #
+# Publish on 127.0.0.1 as above: the admin API scripts answers and holds every prompt. Reached by another name
+# (a CI service container called "bedrock"), add -e BEDROCK_EMULATOR_ALLOW_HOSTS=bedrock. To check credentials,
+# mount a keys file and set BEDROCK_EMULATOR_AUTH_KEYS=/keys.ini (README: Security).
 # torch is the CPU build from the PyTorch CPU index (--build-arg TORCH_SPEC=... / TORCH_INDEX_URL=... to change).
 # A build that can reach only PyPI can drop a CPU torch wheel into docker/wheels/ instead; it is then used as is.
 FROM python:3.11-slim
