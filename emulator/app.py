@@ -10,12 +10,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .api import admin, async_invoke, converse, count_tokens, guardrail, health, invoke
+from .api import admin, async_invoke, control, converse, count_tokens, guardrail, guardrail_checks, health, invoke
 from .catalog import Catalog
 from .engine.pool import ModelPool
 from .engine.sources import default_cache_dir
 from .guardrails import policies as guardrail_policies
-from .protocol import routing
+from .protocol import control_plane, routing
 from .protocol.access import AccessConfig, install as install_access
 from .protocol.errors import BedrockError
 from .protocol.middleware import add_request_id, errors_as_bedrock
@@ -32,6 +32,7 @@ OPERATIONS: dict[str, Handler] = {
     "Converse": converse.converse,
     "ConverseStream": converse.converse_stream,
     "ApplyGuardrail": guardrail.apply_guardrail,
+    "InvokeGuardrailChecks": guardrail_checks.invoke_guardrail_checks,
     "InvokeModel": invoke.invoke_model,
     "InvokeModelWithResponseStream": invoke.invoke_model_with_response_stream,
     "CountTokens": count_tokens.count_tokens,
@@ -54,6 +55,8 @@ class Settings:
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
     route = routing.match(request.method, request.raw_path)
+    if route is None and (control_route := control_plane.match(request.method, request.raw_path)) is not None:
+        return await control.handle(request, control_route)  # the `bedrock` service (CreateGuardrail, ...)
     if route is None:
         raise BedrockError("UnknownOperationException", f"No operation matches {request.method} {request.path}.")
     handler = OPERATIONS.get(route.operation)

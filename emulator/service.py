@@ -21,6 +21,8 @@ from .engine.scheduler import TextEngine
 from .engine.types import Event, GenerationRequest, SamplingParams, TokenConstraint
 from .families.base import TextFamily
 from .guardrails.policies import Guardrail, resolve_identifier
+from .guardrails.request_path import Guard
+from .guardrails.store import GuardrailStore
 from .protocol.errors import BedrockError, validation
 from .tooluse import ToolPlan, tool_turn
 
@@ -36,6 +38,7 @@ class Call:
     messages: list[dict] = field(default_factory=list)  # chat messages: {"role", "content": str}
     prompt: str | None = None  # a raw prompt (native completion bodies) instead of messages
     tools: ToolPlan | None = None  # tools the turn may call (tooluse.py runs such turns)
+    guard: Guard | None = None  # the request's guardrail: checks the input before, the output after generation
 
     @property
     def last_user_text(self) -> str:
@@ -54,16 +57,21 @@ class Service:
         self.catalog = catalog
         self.pool = pool
         self.guardrails = guardrails or {}
+        self.created_guardrails = GuardrailStore()  # the control plane's CreateGuardrail ...
 
     def guardrail(self, identifier: str, version: str) -> Guardrail:
-        """A configured guardrail by id or ARN; every version of it shares its policies."""
+        """A guardrail by id or ARN: from the guardrails file (every version shares its policies), else one created
+        through the control plane (DRAFT or one of its numbered versions)."""
         found = self.guardrails.get(resolve_identifier(identifier))
-        if found is None:
-            raise BedrockError(
-                "ResourceNotFoundException",
-                f"The guardrail identifier or version provided in the request does not exist: {identifier} ({version}).",
-            )
-        return found
+        if found is not None:
+            return found
+        created = self.created_guardrails.find(identifier)
+        if created is not None and (version == "DRAFT" or version in created.versions):
+            return created.version(version).policies
+        raise BedrockError(
+            "ResourceNotFoundException",
+            f"The guardrail identifier or version provided in the request does not exist: {identifier} ({version}).",
+        )
 
     def resolve_text(self, model_id: str) -> tuple[Entry, TextFamily]:
         entry = self.catalog.lookup(model_id)
@@ -87,7 +95,8 @@ class Service:
     def generate(self, call: Call, params: SamplingParams) -> AsyncIterator[Event]:
         """Stream the events of one generation for `call`: a test's scripted response, faults and log apply here.
         Closing the iterator (`contextlib.aclosing`) stops the generation at once."""
-        return testing.around_generation(self, call, lambda: self._model_events(call, params))
+        events = testing.around_generation(self, call, lambda: self._model_events(call, params))
+        return call.guard.events(events) if call.guard is not None else events
 
     async def _model_events(self, call: Call, params: SamplingParams) -> AsyncIterator[Event]:
         events = tool_turn(self, call, params) if call.tools is not None else self.model_events(call, params)

@@ -14,6 +14,7 @@ from ..service import SERVICE, Call, Service
 from .common import Stopwatch, json_response, model_failure, stream_failure, validated_json
 from .content_rules import cache_usage, check_media
 from .converse_input import check_pointers, conversation, response_fields
+from .guarded import converse_guard
 from .tools import ReplyBlocks, tool_plan
 
 
@@ -46,7 +47,7 @@ async def _prepare(request: web.Request, operation: str, labels: dict) -> tuple[
     check_pointers(params.get("additionalModelResponseFieldPaths"))
     native = family.converse_native(params.get("inferenceConfig") or {}, params.get("additionalModelRequestFields"))
     sampling = family.sampling(native, entry)
-    call = Call(operation, params["modelId"], entry, family, messages, tools=tools)
+    call = Call(operation, params["modelId"], entry, family, messages, tools=tools, guard=converse_guard(service, params))
     return service, call, params, sampling
 
 
@@ -72,6 +73,7 @@ async def converse(request: web.Request, labels: dict) -> web.StreamResponse:
         "usage": _usage(result, params),
         "metrics": {"latencyMs": clock.ms},
         **_echoed(params),
+        **(call.guard.converse_fields() if call.guard else {}),
     }
     extra = response_fields(call.family.native_response(result, call.model_id), params.get("additionalModelResponseFieldPaths"))
     if extra is not None:
@@ -111,7 +113,8 @@ async def _stream_reply(
             if extra is not None:
                 stop["additionalModelResponseFields"] = extra
             await stream.event("messageStop", stop)
-            await stream.event("metadata", {"usage": _usage(event, params), "metrics": {"latencyMs": clock.ms}, **_echoed(params)})
+            guard = call.guard.converse_fields() if call.guard else {}
+            await stream.event("metadata", {"usage": _usage(event, params), "metrics": {"latencyMs": clock.ms}, **_echoed(params), **guard})
             return await stream.finish()
         else:
             for name, payload in blocks.on(event):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..guardrails import grounding
 from ..guardrails.policies import Evaluation, assessment, evaluate, policy_units
 from ..service import SERVICE
 from .common import Stopwatch, json_response, validated_json
+from .guarded import embedder
 
 _EVALUATED = {"guard_content", "query"}  # grounding_source text is context, not checked content
 
@@ -23,12 +25,20 @@ async def apply_guardrail(request: web.Request, labels: dict) -> web.Response:
     evaluations = [evaluate(guardrail, text) for text in texts]
     merged = Evaluation([finding for e in evaluations for finding in e.findings])
     characters = sum(len(text) for text in texts)
+    embed = embedder(request.app[SERVICE])
+    if params["source"] == "OUTPUT" and guardrail.grounding and embed is not None:  # contextual grounding
+        blocks = [b["text"] for b in params["content"] if "text" in b]
+        context = grounding.GroundingContext(
+            [b["text"] for b in blocks if "grounding_source" in (b.get("qualifiers") or [])],
+            [b["text"] for b in blocks if "query" in (b.get("qualifiers") or [])])
+        answer = "\n".join(b["text"] for b in blocks if not b.get("qualifiers") or "guard_content" in b["qualifiers"])
+        merged.findings += await grounding.check(guardrail, embed, context, answer)
 
     if merged.blocked:
         action, reason = "GUARDRAIL_INTERVENED", "Guardrail blocked."
         messaging = guardrail.blocked_input_messaging if params["source"] == "INPUT" else guardrail.blocked_outputs_messaging
         outputs = [{"text": messaging}]
-    elif merged.intervened:
+    elif any(f.entry.get("action") == "ANONYMIZED" for f in merged.findings):
         action, reason = "GUARDRAIL_INTERVENED", "Guardrail masked."
         outputs = [{"text": e.anonymized(text)} for e, text in zip(evaluations, texts)]
     else:

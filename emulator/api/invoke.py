@@ -26,6 +26,7 @@ from ..protocol.shapes import operation, validate_input
 from ..protocol.streaming import EventStreamWriter
 from ..service import SERVICE, Call, Service
 from .common import Stopwatch, json_response, model_failure, stream_failure
+from .guarded import Guard, native_guard, native_input
 
 # Media types that mean "JSON" on the way in (clients send none, JSON, octet-stream or a wildcard) and out.
 _BODY_TYPES = {"application/json", "application/octet-stream", "*/*", "application/*"}
@@ -125,12 +126,14 @@ async def _resolve(request: web.Request, labels: dict, operation_name: str) -> t
 async def invoke_model(request: web.Request, labels: dict) -> web.StreamResponse:
     clock = Stopwatch()
     service, model_id, entry, family, body = await _resolve(request, labels, "InvokeModel")
-    reply, headers = await invoke_native(service, model_id, entry, family, body, request["request_id"], clock)
+    guard = native_guard(request, service, body)
+    reply, headers = await invoke_native(service, model_id, entry, family, body, request["request_id"], clock, guard)
     return json_response(reply, _headers(request, headers))
 
 
 async def invoke_native(
-    service: Service, model_id: str, entry: Entry, family: Family, body: dict, request_id: str, clock: Stopwatch
+    service: Service, model_id: str, entry: Entry, family: Family, body: dict, request_id: str, clock: Stopwatch,
+    guard: Guard | None = None,
 ) -> tuple[dict, dict[str, int]]:
     """One native body answered whole: the reply body and its token/latency headers (InvokeModel, async jobs)."""
     if isinstance(family, EmbeddingFamily):
@@ -143,9 +146,14 @@ async def invoke_native(
     assert isinstance(family, TextFamily)
     call, params = text_call(service, "InvokeModel", model_id, entry, family, body, streaming=False)
     count = call.family.choices(body)
+    if guard is not None:
+        native_input(guard, call, count)
+        call.guard = guard
     results = await asyncio.gather(*(_finished(service, call, params) for _ in range(count)))
     invocation = Invocation(model_id, body, request_id, input_tokens=results[0].input_tokens, latency_ms=clock.ms)
     reply = call.family.native_responses(list(results), model_id, invocation)
+    if guard is not None:
+        reply.update(guard.native_fields())
     output_tokens = sum(r.output_tokens for r in results)
     return reply, _token_headers(results[0].input_tokens, output_tokens, clock.ms, call.family)
 
@@ -163,8 +171,10 @@ async def _embed(service: Service, request_id: str, entry: Entry, family: Embedd
 class _NativeStream:
     """Writes a family's native chunks as `chunk` events, with Bedrock's metrics merged into the last one."""
 
-    def __init__(self, request: web.Request, family: TextFamily, invocation: Invocation, clock: Stopwatch) -> None:
+    def __init__(self, request: web.Request, family: TextFamily, invocation: Invocation, clock: Stopwatch,
+                 guard: Guard | None = None) -> None:
         self.family = family
+        self.guard = guard
         self.invocation = invocation
         self.clock = clock
         self.first_byte_ms: int | None = None
@@ -174,6 +184,8 @@ class _NativeStream:
         for i, chunk in enumerate(chunks):
             if metrics is not None and i == len(chunks) - 1:
                 chunk = {**chunk, "amazon-bedrock-invocationMetrics": metrics}
+            if self.guard is not None:  # the action on every chunk, the trace on the last
+                chunk = {**chunk, **self.guard.chunk_fields(metrics is not None and i == len(chunks) - 1)}
             if self.first_byte_ms is None:
                 self.first_byte_ms = self.clock.ms
             data = json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode()
@@ -207,7 +219,11 @@ async def invoke_model_with_response_stream(request: web.Request, labels: dict) 
     operation_name = "InvokeModelWithResponseStream"
     service, model_id, entry, family, body = await _resolve(request, labels, operation_name)
     assert isinstance(family, TextFamily)  # every non-text family answers `streams = False` above
+    guard = native_guard(request, service, body)
     call, params = text_call(service, operation_name, model_id, entry, family, body, streaming=True)
+    if guard is not None:
+        native_input(guard, call)
+        call.guard = guard
     invocation = Invocation(model_id, body, request["request_id"], input_tokens=len(await service.prompt_ids(call)))
     stream: _NativeStream | None = None
     uses: list[ToolUse] = []
@@ -217,7 +233,7 @@ async def invoke_model_with_response_stream(request: web.Request, labels: dict) 
             if stream is None:
                 if isinstance(event, Failed):  # before the first chunk, a failure is still an ordinary HTTP error
                     raise model_failure(event.error)
-                stream = _NativeStream(request, call.family, invocation, clock)
+                stream = _NativeStream(request, call.family, invocation, clock, guard)
                 await stream.start()
             if isinstance(event, TextDelta):
                 await stream.delta(event.text)

@@ -72,6 +72,8 @@ class Guardrail(BaseModel):
     content: dict[Literal[CONTENT_TYPES], list[str]] = Field(default_factory=dict)  # type: ignore[valid-type]
     pii: dict[str, Action] = Field(default_factory=dict)
     regexes: list[RegexRule] = Field(default_factory=list)
+    # Contextual grounding: GROUNDING / RELEVANCE -> threshold (0-0.99); scored in grounding.py (an approximation).
+    grounding: dict[Literal["GROUNDING", "RELEVANCE"], float] = Field(default_factory=dict)
 
 
 class GuardrailFile(BaseModel):
