@@ -6,7 +6,7 @@ Fixtures:
   fault or log entry leaks from one test into the next.
 - `bedrock_client`: a boto3 `bedrock-runtime` client pointed at it (dummy credentials, us-east-1, boto3's
   standard retries as in production).
-- `bedrock_env`: sets `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`, dummy credentials and region for the test, so code that
+- `bedrock_env`: sets `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` (and `_BEDROCK`), dummy credentials and region for the test, so code that
   builds its own client reaches the emulator unmodified.
 - `bedrock_emulator_server`: the server itself, started in-process on a free loopback port once per session
   (ini `bedrock_emulator_scope = module|package|function` to change that).
@@ -104,6 +104,7 @@ def bedrock_client(bedrock_emulator: EmulatorAdmin):
 def bedrock_env(bedrock_emulator: EmulatorAdmin, monkeypatch: pytest.MonkeyPatch) -> str:
     """Point code that builds its own AWS clients at the emulator, through the environment, for one test."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", bedrock_emulator.url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK", bedrock_emulator.url)  # the control plane (CreateGuardrail, ...)
     for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
                         ("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_REGION", "us-east-1")):
         monkeypatch.setenv(name, value)

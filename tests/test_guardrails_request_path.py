@@ -341,3 +341,21 @@ def test_langchain_chat_bedrock_converse_sees_the_intervention(server, guardrail
     message = chat.invoke("Investment advice, please.")
     assert message.content == BLOCKED_INPUT
     assert message.response_metadata["stopReason"] == "guardrail_intervened"
+
+
+# -- the failure that looks like a pass, on the streaming APIs too ----------------------------------------------
+
+@pytest.mark.parametrize("api", ["converse_stream-sync", "converse_stream-async", "invoke_model_with_response_stream"])
+def test_stream_block_assertions_fail_against_a_misconfigured_guardrail(client, guardrail, lenient, bedrock_emulator, api):
+    def intervened(gid: str) -> bool:
+        bedrock_emulator.script("Buy index funds.", times=1)
+        if api.startswith("converse_stream"):
+            return stream(client, gid, "Investment advice, please.", api.split("-")[1])[1] == "guardrail_intervened"
+        reply = client.invoke_model_with_response_stream(modelId=HAIKU, body=claude_body("Investment advice, please."),
+                                                         guardrailIdentifier=gid, guardrailVersion="DRAFT")
+        chunks = [json.loads(event["chunk"]["bytes"]) for event in reply["body"]]
+        return chunks[-1]["amazon-bedrock-guardrailAction"] == "INTERVENED"
+
+    assert intervened(guardrail)
+    with pytest.raises(AssertionError):
+        assert intervened(lenient)
