@@ -21,12 +21,13 @@ from ..engine.types import Failed, Finished, SamplingParams, TextDelta, ToolInpu
 from ..families.base import Family, Invocation, TextFamily
 from ..families.embeddings import Embedded, EmbeddingFamily
 from ..families.images import ImageFamily
+from ..guardrails.request_path import Guard
 from ..protocol.errors import malformed_native, validation
 from ..protocol.shapes import operation, validate_input
 from ..protocol.streaming import EventStreamWriter
 from ..service import SERVICE, Call, Service
 from .common import Stopwatch, json_response, model_failure, stream_failure
-from .guarded import Guard, native_guard, native_input
+from .guarded import native_guard, native_input
 
 # Media types that mean "JSON" on the way in (clients send none, JSON, octet-stream or a wildcard) and out.
 _BODY_TYPES = {"application/json", "application/octet-stream", "*/*", "application/*"}

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 
 from ..engine.types import END_TURN, Event, Failed, Finished, TextDelta
 from .grounding import Embedder, GroundingContext, check as grounding_check
-from .policies import Evaluation, Finding, Guardrail, assessment, evaluate, resolve_identifier
+from .policies import Evaluation, Guardrail, assessment, evaluate, resolve_identifier
 
 GUARDRAIL_INTERVENED = "guardrail_intervened"
 _ASYNC_STEP = 64  # async mode re-checks the text so far each time this many new characters arrived
@@ -279,4 +279,4 @@ def _add_undetected(guardrail: Guardrail, out: dict, evaluation: Evaluation) -> 
                 {"type": kind, "confidence": "NONE", "filterStrength": "HIGH", "action": "NONE", "detected": False})
 
 
-__all__ = ["GUARDRAIL_INTERVENED", "Finding", "Guard", "GuardSettings"]
+__all__ = ["GUARDRAIL_INTERVENED", "Guard", "GuardSettings"]
