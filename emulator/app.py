@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from . import inspector
 from .api import admin, async_invoke, control, converse, count_tokens, guardrail, guardrail_checks, health, invoke
 from .catalog import Catalog
 from .engine.pool import ModelPool
@@ -90,5 +91,6 @@ def build_app(settings: Settings | None = None) -> web.Application:
     install_testkit(app, settings.testing)
     async_invoke.install(app, settings.async_output_dir or pool.cache_dir / "async-invoke")
     admin.register(app)
+    inspector.register(app)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

@@ -10,7 +10,8 @@
     GET    /_emulator/rate-limits           {"limits": [...]}
     PUT    /_emulator/rate-limits           {"limits": [...]}: replaces the limits and empties their windows
     DELETE /_emulator/rate-limits           no limits
-    GET    /_emulator/invocations           {"invocations": [...]} oldest first; ?limit=N, ?format=bedrock
+    GET    /_emulator/invocations           {"invocations": [...], "firstSeq", "lastSeq"} oldest first; ?limit=N, ?after=SEQ,
+                                            ?format=bedrock
     DELETE /_emulator/invocations           empty the log
     GET    /_emulator/settings              {"require_fixture_match": bool}
     PATCH  /_emulator/settings              change them
@@ -118,11 +119,16 @@ async def clear_limits(request: web.Request) -> web.Response:
 
 
 async def list_invocations(request: web.Request) -> web.Response:
-    limit = request.query.get("limit", "")
-    if limit and not limit.isdigit():
-        raise validation("`limit` must be a non-negative integer.")
+    limit, after = request.query.get("limit", ""), request.query.get("after", "")
+    for name, value in (("limit", limit), ("after", after)):
+        if value and not (value.isascii() and value.isdigit() and len(value) <= 18):
+            raise validation(f"`{name}` must be a non-negative integer.")
     bedrock = request.query.get("format") == "bedrock"
-    return json_response({"invocations": _kit(request).log.views(int(limit or 0), bedrock)})
+    log = _kit(request).log
+    # A poller (the inspector page) asks for `?after=lastSeq` next time, and drops what it shows below firstSeq
+    # (cleared or evicted entries).
+    return json_response({"invocations": log.views(int(limit or 0), bedrock, int(after or 0)),
+                          "firstSeq": log.first_seq, "lastSeq": log.last_seq})
 
 
 async def clear_invocations(request: web.Request) -> web.Response:

@@ -19,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -76,12 +77,14 @@ class Invocation:
     output_content_type: str | None = None
     raw_response: bytes | None = None
     frames: list[tuple[str, dict]] | None = None  # (event or exception member, payload) for streams
+    frame_ms: list[int] = field(default_factory=list)  # when each frame went out, from the request's arrival
     input_tokens: int | None = None
     output_tokens: int | None = None
     first_byte_ms: int | None = None
     latency_ms: int | None = None
     rule: str | None = None  # the scripted rule that answered, if any
     faults: list[str] = field(default_factory=list)
+    seq: int = 0  # the log's running number, so a reader can ask for what came after the last entry it saw
 
     @classmethod
     async def begin(cls, request: web.Request, operation: str, model_id: str | None) -> "Invocation":
@@ -122,6 +125,7 @@ class Invocation:
             self.error = BedrockError(name[0].upper() + name[1:], payload.get("message"))
             self.error_in_stream = True
         self.frames.append((name, payload))
+        self.frame_ms.append(self.elapsed_ms)
 
     def answered(self, response: web.StreamResponse) -> None:
         self.status = response.status
@@ -158,6 +162,7 @@ class Invocation:
     def view(self) -> dict:
         """The entry `GET /_emulator/invocations` returns."""
         return {
+            "seq": self.seq,
             "requestId": self.request_id,
             "timestamp": self.timestamp,
             "operation": self.operation,
@@ -175,6 +180,7 @@ class Invocation:
             "sdkInvocationId": self.sdk_invocation_id,
             "scriptedRule": self.rule,
             "faults": self.faults,
+            "frameOffsetsMs": self.frame_ms if self.frames is not None else None,
         }
 
     def bedrock_record(self, account_id: str = ACCOUNT_ID) -> dict:
@@ -211,9 +217,16 @@ class InvocationLog:
         self.path = path
         self.account_id = account_id
         self._file_lock = asyncio.Lock()
+        self._seq = 0
+        # Called with each entry as it is logged (the metrics); a listener must be quick and must not raise.
+        self.listeners: list[Callable[[Invocation], None]] = []
 
     async def append(self, invocation: Invocation) -> None:
+        self._seq += 1
+        invocation.seq = self._seq
         self.entries.append(invocation)
+        for listener in self.listeners:
+            listener(invocation)
         if self.path is not None:
             line = json.dumps(invocation.bedrock_record(self.account_id), ensure_ascii=False) + "\n"
             async with self._file_lock:  # one writer at a time keeps lines whole and in order
@@ -223,8 +236,18 @@ class InvocationLog:
         with self.path.open("a", encoding="utf-8") as out:
             out.write(line)
 
-    def views(self, limit: int | None = None, bedrock: bool = False) -> list[dict]:
-        chosen = list(self.entries)[-limit:] if limit else list(self.entries)
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    @property
+    def first_seq(self) -> int:
+        """The oldest entry still kept (last_seq + 1 when the log is empty)."""
+        return self.entries[0].seq if self.entries else self._seq + 1
+
+    def views(self, limit: int | None = None, bedrock: bool = False, after: int = 0) -> list[dict]:
+        chosen = [e for e in self.entries if e.seq > after] if after else list(self.entries)
+        chosen = chosen[-limit:] if limit else chosen
         return [e.bedrock_record(self.account_id) if bedrock else e.view() for e in chosen]
 
     def clear(self) -> None:
