@@ -15,7 +15,7 @@ import pytest
 
 from emulator.admin_client import EmulatorAdmin
 
-from conftest import HAIKU, user
+from conftest import HAIKU, make_client, user
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 WAIT_MS = 20_000
@@ -135,3 +135,28 @@ def test_filters_copy_as_rule_and_clear_from_the_page(page, server, client, admi
     page.click("#clear-log")
     expect_rows(page, 0)
     assert admin.invocations() == []
+
+
+def test_with_an_admin_token_the_page_sends_it(browser, server):
+    """With --admin-token the page loads without it (static files hold no data) and reads the log with it."""
+    from emulator.app import Settings
+    from emulator.protocol.access import AccessConfig
+    from sibling_server import sibling
+
+    with sibling(server, Settings(access=AccessConfig(admin_token="s3cret"))) as srv:
+        context = browser.new_context()
+        page = context.new_page()
+        asked: list[str] = []
+
+        def answer(dialog):  # no token in the URL: the page asks for it when the API says 401
+            asked.append(dialog.message)
+            dialog.accept("s3cret")
+
+        page.on("dialog", answer)
+        page.goto(srv.url + "/_emulator/ui")
+        EmulatorAdmin(srv.url, token="s3cret").script("Tokened.", contains="with token")
+        make_client(srv.url).converse(modelId=HAIKU, messages=[user("with token")])
+        expect_rows(page, 1)
+        assert asked and "admin token" in asked[0]
+        assert rows(page)[0][2] == "Converse"
+        context.close()

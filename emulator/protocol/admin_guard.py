@@ -8,7 +8,8 @@ DNS rebinding points a page's own host name at 127.0.0.1 (Ollama's CVE-2024-2822
 - no `Origin`, or an Origin on such a host (a page elsewhere is refused, and so is `Origin: null`);
 - on writes, a JSON body (`Content-Type: application/json`) or none: `text/plain`, forms and untyped bodies are
   refused with 415, so no write can be a CORS-simple request;
-- with a token set, `Authorization: Bearer <token>` (401 without it).
+- with a token set, `Authorization: Bearer <token>` (401 without it); the inspector page's static files
+  (`/_emulator/ui`, `/_emulator/ui/*`) are the exception, as they hold no data.
 
 `GET /_emulator/health` is exempt from all of this, so container and orchestrator health checks (which send the
 pod's IP as Host) keep working; it reveals only whether the models are loaded.
@@ -27,6 +28,9 @@ from yarl import URL
 
 PREFIX = "/_emulator/"
 OPEN = {("GET", "/_emulator/health"), ("HEAD", "/_emulator/health")}
+# The inspector page's static files hold no data and a browser cannot add a header to a navigation, so they need
+# no token (Host and Origin are still checked); the page sends the token on every data call it makes.
+_STATIC_PAGE = "/_emulator/ui"
 _READS = {"GET", "HEAD", "OPTIONS"}
 _LOOPBACK_NAMES = {"localhost"}
 
@@ -94,7 +98,8 @@ def check(guard: AdminGuard, request: web.Request) -> web.Response | None:
                            "Admin requests with a body must send it as JSON with Content-Type: application/json; "
                            f"got {content_type[:100]!r}." if content_type else
                            "Admin requests with a body must send it as JSON with Content-Type: application/json.")
-    if guard.token is not None:
+    static_page = request.method in _READS and (request.path == _STATIC_PAGE or request.path.startswith(_STATIC_PAGE + "/"))
+    if guard.token is not None and not static_page:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), guard.token.encode()):
             return _refuse(401, "UnrecognizedClientException",

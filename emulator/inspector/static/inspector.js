@@ -56,7 +56,8 @@ function toast(message) {
   toast.timer = setTimeout(() => box.classList.add("hidden"), 2500);
 }
 
-// A JSON value as a collapsible tree: objects and arrays are <details>, open to two levels.
+// A JSON value as a collapsible tree: objects and arrays are <details>, open to two levels (long lists such as a
+// stream's events show their items closed).
 function tree(value, depth = 0) {
   if (value === null || typeof value !== "object") {
     const kind = typeof value === "string" ? "s" : typeof value === "number" ? "n" : "b";
@@ -66,7 +67,7 @@ function tree(value, depth = 0) {
   const label = Array.isArray(value) ? `[${entries.length}]` : `{${entries.length}}`;
   const box = el("details", depth < 2 ? { open: "" } : {}, el("summary", { text: label }));
   for (const [key, item] of entries) {
-    box.append(el("div", {}, el("span", { class: "k", text: `${key}: ` }), tree(item, depth + 1)));
+    box.append(el("div", {}, el("span", { class: "k", text: `${key}: ` }), tree(item, entries.length > 8 ? 2 : depth + 1)));
   }
   return box;
 }
@@ -196,10 +197,9 @@ function showDetail(call) {
   const streamed = Array.isArray(call.frameOffsetsMs);
   const response = el("div", {}, el("h3", { text: streamed ? "response (events)" : "response" }),
     el("div", { class: "tree" }, tree(call.response ?? (call.error ? { error: call.error } : null))));
-  box.replaceChildren(summary, actions, output,
+  box.replaceChildren(summary, actions, output, streamed ? timeline(call) : null,
     el("div", { class: "sides" },
-      el("div", {}, el("h3", { text: "request" }), el("div", { class: "tree" }, tree(call.request))), response),
-    streamed ? timeline(call) : null);
+      el("div", {}, el("h3", { text: "request" }), el("div", { class: "tree" }, tree(call.request))), response));
 }
 
 // A stream as a timeline: cumulative events over time, first byte and any in-stream exception marked.
