@@ -12,6 +12,7 @@ from aiohttp import web
 
 from . import inspector
 from .api import admin, async_invoke, control, converse, count_tokens, guardrail, guardrail_checks, health, invoke
+from .api import openai as openai_api
 from .catalog import Catalog
 from .engine.pool import ModelPool
 from .engine.sources import default_cache_dir
@@ -92,5 +93,6 @@ def build_app(settings: Settings | None = None) -> web.Application:
     async_invoke.install(app, settings.async_output_dir or pool.cache_dir / "async-invoke")
     admin.register(app)
     inspector.register(app)
+    openai_api.register(app)  # /openai/v1: OpenAI-compatible Chat Completions, Responses, models
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

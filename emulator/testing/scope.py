@@ -13,10 +13,15 @@ from ..catalog import base_model_id
 from ..protocol.shapes import service_model
 
 # Operations that generate text through `Service.generate`, so scripted responses can answer them.
-GENERATING = ("Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream")
-GeneratingOperation = Literal["Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream"]
-STREAMING = ("ConverseStream", "InvokeModelWithResponseStream")
+GENERATING = ("Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream",
+              "OpenAIChatCompletions", "OpenAIResponses")
+GeneratingOperation = Literal["Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream",
+                              "OpenAIChatCompletions", "OpenAIResponses"]
+STREAMING = ("ConverseStream", "InvokeModelWithResponseStream", "OpenAIChatCompletions", "OpenAIResponses")
 _STREAM_UNION = {"ConverseStream": "ConverseStreamOutput", "InvokeModelWithResponseStream": "ResponseStream"}
+# The OpenAI-compatible paths (api/openai) are not in the service model: they can fail as InvokeModel and its
+# stream can (errors go out in OpenAI's JSON shape there, in-stream ones as an SSE error event).
+_LIKE = {"OpenAIChatCompletions": "InvokeModelWithResponseStream", "OpenAIResponses": "InvokeModelWithResponseStream"}
 
 
 def model_matches(pattern: str | None, model_id: str | None) -> bool:
@@ -37,13 +42,14 @@ def as_list(value: str | list[str] | None) -> list[str] | None:
 @lru_cache(maxsize=None)
 def operation_errors(operation: str) -> frozenset[str]:
     """The exceptions the service model lets `operation` return."""
+    operation = _LIKE.get(operation, operation)
     return frozenset(shape.name for shape in service_model().operation_model(operation).error_shapes)
 
 
 @lru_cache(maxsize=None)
 def stream_exceptions(operation: str) -> frozenset[str]:
     """Exception names (PascalCase) that may appear inside `operation`'s event stream."""
-    union = service_model().shape_for(_STREAM_UNION[operation])
+    union = service_model().shape_for(_STREAM_UNION[_LIKE.get(operation, operation)])
     return frozenset(
         member[0].upper() + member[1:] for member, shape in union.members.items() if shape.metadata.get("exception")
     )
@@ -56,7 +62,7 @@ def extra_members(code: str) -> frozenset[str]:
 
 
 def all_operations() -> tuple[str, ...]:
-    return tuple(service_model().operation_names)
+    return (*service_model().operation_names, *_LIKE)
 
 
 def describe(error: ValidationError, where: str = "") -> str:

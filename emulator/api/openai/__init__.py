@@ -1,0 +1,87 @@
+"""The OpenAI-compatible APIs Bedrock Runtime serves under `/openai/v1`: Chat Completions, Responses, models.
+
+Each generating path is an operation of its own (`OpenAIChatCompletions`, `OpenAIResponses`) run through the same
+`around_operation` seam as Bedrock's operations, so scripted rules, faults, rate limits and the invocation log
+apply; errors leave in OpenAI's JSON shape (errors.py), with the `x-amzn-RequestId` header every reply gets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from ...protocol.errors import BedrockError
+from ...testing import around_operation
+from . import chat, models, responses
+from .errors import OpenAIError, error_body, error_response, invalid
+from .sse import SSE_WRITER
+
+log = logging.getLogger("emulator.openai")
+
+PREFIX = "/openai/v1"
+OPERATIONS = (chat.OPERATION, responses.OPERATION)
+Handler = Callable[[web.Request, dict], Awaitable[web.StreamResponse]]
+
+
+async def _json_body(request: web.Request) -> dict:
+    try:
+        body = json.loads(await request.read() or b"null")
+    except (UnicodeDecodeError, ValueError):
+        body = None
+    if not isinstance(body, dict):
+        raise invalid("We could not parse the JSON body of your request. The API expects a JSON payload, but what "
+                      "was sent was not valid JSON.", None, None)
+    return body
+
+
+async def _in_stream(request: web.Request, error: BedrockError) -> web.StreamResponse | None:
+    """After the first event an error can only be written into the stream (its own event), which then ends."""
+    sse = request.get(SSE_WRITER)
+    if sse is None or not sse.started:
+        return None
+    payload, event = sse.error_event(error) if sse.error_event else ({"error": error_body(error)}, None)
+    await sse.send(payload, event)
+    return await sse.finish()
+
+
+def _endpoint(handler: Handler, operation: str | None = None) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def serve(request: web.Request) -> web.StreamResponse:
+        # Authentication: these paths take the same credentials as the rest of the server (SigV4 or a bearer
+        # API key, unchecked by default); a verifier of Bedrock calls would run here too.
+        try:
+            if operation is None:
+                return await handler(request, {})
+            body = await _json_body(request)
+            model = body.get("model") if isinstance(body.get("model"), str) else None
+            labels = {"modelId": model} if model else {}
+            return await around_operation(request, operation, labels, lambda req, _labels: handler(req, body))
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except BedrockError as error:
+            return await _in_stream(request, error) or error_response(error)
+        except web.HTTPRequestEntityTooLarge:
+            return error_response(invalid("The request body exceeds the maximum size of 25000000 bytes.", None,
+                                          "request_too_large"))
+        except Exception:
+            log.exception("unhandled error in %s %s", request.method, request.path)
+            failure = BedrockError("InternalServerException")
+            return await _in_stream(request, failure) or error_response(failure)
+
+    return serve
+
+
+async def _unknown(request: web.Request, body: dict) -> web.StreamResponse:
+    raise OpenAIError(f"Invalid URL ({request.method} {request.path})", None, None, status=404)
+
+
+def register(app: web.Application) -> None:
+    """Add the routes (before the catch-all Bedrock dispatcher)."""
+    app.router.add_post(f"{PREFIX}/chat/completions", _endpoint(chat.create, chat.OPERATION))
+    app.router.add_post(f"{PREFIX}/responses", _endpoint(responses.create, responses.OPERATION))
+    app.router.add_get(f"{PREFIX}/models", _endpoint(models.list_models))
+    app.router.add_get(PREFIX + "/models/{model:.+}", _endpoint(models.retrieve_model))
+    app.router.add_route("*", "/openai/{tail:.*}", _endpoint(_unknown))
