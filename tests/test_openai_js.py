@@ -36,7 +36,7 @@ def results(server) -> dict[str, dict]:
     run = subprocess.run([node, SCRIPT.name], cwd=folder, env={**os.environ, "EP": server.url}, capture_output=True,
                          text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
-    return {line["name"]: line for line in map(json.loads, run.stdout.splitlines())}
+    return {line["check"]: line for line in map(json.loads, run.stdout.splitlines())}
 
 
 def test_js_chat_and_stream_with_usage(results):
@@ -70,7 +70,7 @@ def test_js_responses_function_call_and_stream(results):
 
 
 def test_js_stateless_error(results):
-    assert results["stateless"] == {"name": "stateless", "thrown": "BadRequestError", "status": 400,
+    assert results["stateless"] == {"check": "stateless", "thrown": "BadRequestError", "status": 400,
                                     "code": "previous_response_not_found", "param": "previous_response_id",
                                     "requestId": results["stateless"]["requestId"]}
     assert results["stateless"]["requestId"]

@@ -5,7 +5,7 @@ import { z } from "zod";
 
 const client = new OpenAI({ baseURL: process.env.EP + "/openai/v1", apiKey: "bedrock-api-key", maxRetries: 0 });
 const model = "openai.gpt-oss-20b-1:0";
-const out = (name, value) => console.log(JSON.stringify({ name, ...value }));
+const out = (check, value) => console.log(JSON.stringify({ check, ...value }));
 const weather = {
   type: "function",
   function: {
