@@ -190,6 +190,18 @@ def test_json_object_needs_the_word_json(oai):
         assert isinstance(json.loads(reply.choices[0].message.content), dict)
 
 
+def test_image_parts_are_accepted(oai):
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    reply = chat(oai, max_tokens=5, messages=[{"role": "user", "content": [{"type": "text", "text": "What is this?"},
+                                                                          image]}])
+    plain = chat(oai, max_tokens=5, messages=[{"role": "user", "content": "What is this?"}])
+    assert reply.usage.prompt_tokens > plain.usage.prompt_tokens  # the model sees a stand-in for the image
+    response = oai.responses.create(model=GPT_OSS, max_output_tokens=16, input=[{"role": "user", "content": [
+        {"type": "input_text", "text": "What is this?"},
+        {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}]}])
+    assert response.usage.input_tokens > 0
+
+
 def test_reasoning_effort_is_accepted(oai):
     reply = chat(oai, max_tokens=5, reasoning_effort="low")
     assert reply.choices[0].message.content is not None
@@ -280,9 +292,13 @@ def test_scripted_rules_faults_and_the_log_apply(oai, admin):
     assert error_of(caught.value) == {"message": "Too many requests, please wait before trying again.",
                                       "type": "rate_limit_error", "param": None, "code": "ThrottlingException"}
     admin.fail("ModelStreamErrorException", operation="OpenAIChatCompletions", after_events=2, count=1)
+    chunks = []
     with pytest.raises(openai.APIError) as caught:
-        list(chat(oai, max_tokens=20, stream=True))
-    assert "streaming" in str(caught.value) or caught.value.body
+        for chunk in chat(oai, max_tokens=20, stream=True):
+            chunks.append(chunk)
+    assert caught.value.body == {"message": "The model encountered an error while streaming the response.",
+                                 "type": "model_error", "param": None, "code": "ModelStreamErrorException"}
+    assert len(chunks) == 3  # the role chunk and two content deltas, then the error event
     admin.set_rate_limits([{"model": "openai.*", "rpm": 1}])
     chat(oai, max_tokens=2)
     with pytest.raises(openai.RateLimitError):
@@ -361,6 +377,16 @@ def test_responses_stream_function_call(oai):
     assert done.arguments == streamed and done.name == "get_weather"
     jsonschema.validate(json.loads(streamed), SCHEMA)
     assert events[-1].type == "response.completed" and events[-1].response.output[0].arguments == streamed
+
+
+def test_responses_stream_fails_with_an_error_event(oai, admin):
+    admin.fail("ModelStreamErrorException", operation="OpenAIResponses", after_events=2, count=1)
+    events = list(oai.responses.create(model=GPT_OSS, input="Tell me a story.", max_output_tokens=40, stream=True))
+    assert [e.type for e in events][-3:] == ["response.output_text.delta", "response.output_text.delta", "error"]
+    error = events[-1]
+    assert (error.code, error.message) == ("ModelStreamErrorException",
+                                           "The model encountered an error while streaming the response.")
+    assert error.sequence_number == len(events) - 1
 
 
 def test_responses_is_stateless(oai):
