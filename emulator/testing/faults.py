@@ -16,11 +16,14 @@ A fault (one JSON object, `POST /_emulator/faults`):
 Without `count` or `rate`, a fault applies to every matching call until cleared. An error fault fires only on
 operations whose service model lists that exception, so a client always sees what AWS could send it: status,
 `x-amzn-ErrorType`, `{"message"}`, hence the same retry decision. A mid-stream fault (`after_events`) applies to
-ConverseStream and InvokeModelWithResponseStream only, and its exception must be a member of that stream's union
+the streaming operations only (ConverseStream, InvokeModelWithResponseStream, the OpenAI-compatible ones), and its exception must be a member of that stream's union
 (ConverseStream: internalServerException, modelStreamErrorException, validationException, throttlingException,
 serviceUnavailableException; InvokeModelWithResponseStream adds modelTimeoutException). It is sent as the
 in-stream exception frame after K content deltas (text pieces or tool-input fragments), or at the end if the
 output is shorter.
+The OpenAI-compatible operations (OpenAIChatCompletions, OpenAIResponses) take the exceptions
+InvokeModelWithResponseStream can (scope.py); their errors go out in OpenAI's JSON shape, and a mid-stream one
+as the stream's error event.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ answers it with `respond`. The same schema serves `--fixtures DIR` and `POST /_e
     rules:
       - name: weather tool call            # optional, shown in listings and the invocation log
         match:                             # every key optional; all given must hold
-          operation: ConverseStream        # or a list: Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream
+          operation: ConverseStream        # or a list: Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream,
+                                           #   OpenAIChatCompletions, OpenAIResponses (api/openai)
           model: "anthropic.claude-3*"     # glob over the model id as sent or its base id (profiles/ARNs stripped)
           contains: "weather"              # substring of the last user message's text (case-sensitive)
           regex: "in (Paris|Rome)"         # Python regex searched in the same text
