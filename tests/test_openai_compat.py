@@ -412,3 +412,31 @@ def test_langchain_chat_openai(server):
     assert message.usage_metadata["output_tokens"] <= 20
     streamed = "".join(chunk.content for chunk in llm.stream("What is the capital of France?"))
     assert streamed == message.content
+
+
+# --- malformed input: always an OpenAI-shaped 4xx, never a 500 ------------------------------------------------
+
+ODD_VALUES = [None, 0, -1, 1.5, "x", "", [], [1], {}, {"a": 1}, True, "\u0000", 10 ** 30]
+CHAT_BASE = {"model": GPT_OSS, "messages": ASK, "max_tokens": 1}
+RESPONSES_BASE = {"model": GPT_OSS, "input": "hi", "max_output_tokens": 16}
+
+
+@pytest.mark.parametrize("path, base, fields", [
+    ("/openai/v1/chat/completions", CHAT_BASE,
+     ["model", "messages", "temperature", "top_p", "n", "stop", "seed", "stream", "stream_options", "tools",
+      "tool_choice", "response_format", "reasoning_effort", "logprobs", "max_completion_tokens"]),
+    ("/openai/v1/responses", RESPONSES_BASE,
+     ["model", "input", "instructions", "temperature", "top_p", "tools", "tool_choice", "text", "stream", "store",
+      "previous_response_id", "reasoning", "truncation", "metadata", "background"]),
+])
+def test_odd_values_in_every_field_get_openai_errors(server, admin, path, base, fields):
+    admin.script("ok", usage={"input_tokens": 1, "output_tokens": 1})  # what validation lets through answers fast
+    for field in fields:
+        for value in ODD_VALUES:
+            body = json.dumps({**base, field: value}).encode()
+            reply = raw_request(server.url, path, body)
+            assert reply.status in (200, 400, 404), (field, value, reply.status, reply.body[:300])
+            if reply.status != 200:
+                error = json.loads(reply.body)["error"]
+                assert set(error) == {"message", "type", "param", "code"} and error["message"], (field, value)
+            assert reply.headers["x-amzn-RequestId"]

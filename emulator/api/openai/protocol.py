@@ -107,7 +107,7 @@ class ChatCompletionRequest(_Request):
     top_p: Number | None = Field(default=None, ge=0.0, le=1.0)
     n: StrictInt | None = Field(default=None, ge=1, le=128)
     stop: StrictStr | list[StrictStr] | None = None
-    seed: StrictInt | None = None
+    seed: StrictInt | None = Field(default=None, ge=-(2**63), le=2**63 - 1)  # what a torch generator takes
     stream: StrictBool | None = None
     stream_options: StreamOptions | None = None
     tools: list[ChatTool] | None = None
