@@ -91,6 +91,9 @@ def _tool_plan(req: ChatCompletionRequest):
 def _prepare(service: Service, body: dict) -> tuple[ChatCompletionRequest, Call, object]:
     req = common.parse(ChatCompletionRequest, body)
     entry, family = common.resolve(service, req.model)
+    if req.stream_options is not None and not req.stream:
+        raise invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options",
+                      None)
     _check_tool_turns(req.messages)
     tools = _tool_plan(req)
     stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
