@@ -440,3 +440,44 @@ def test_odd_values_in_every_field_get_openai_errors(server, admin, path, base, 
                 error = json.loads(reply.body)["error"]
                 assert set(error) == {"message", "type", "param", "code"} and error["message"], (field, value)
             assert reply.headers["x-amzn-RequestId"]
+
+
+# --- --auth-keys: these paths are verified too, refusals in OpenAI's shape ------------------------------------
+
+def test_auth_keys_verify_bearer_and_sigv4(server, tmp_path):
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    from sibling_server import sibling
+
+    from emulator.app import Settings
+    from emulator.protocol.access import AccessConfig
+
+    keys = tmp_path / "credentials"
+    keys.write_text("[ci]\naws_access_key_id = AKIDOPENAI\naws_secret_access_key = secret\n"
+                    "bearer_token = ABSKb3BlbmFpLXRlc3Q=\n")
+    with sibling(server, Settings(access=AccessConfig(auth_keys_path=keys))) as checked:
+        admin = EmulatorAdmin(checked.url)
+        admin.script("Verified.")
+        good = openai.OpenAI(base_url=checked.url + "/openai/v1", api_key="ABSKb3BlbmFpLXRlc3Q=", max_retries=0)
+        assert good.chat.completions.create(model=GPT_OSS, messages=ASK).choices[0].message.content == "Verified."
+        assert good.responses.create(model=GPT_OSS, input="hi").output_text == "Verified."
+        assert [m.id for m in good.models.list()][0] == GPT_OSS
+        bad = openai.OpenAI(base_url=checked.url + "/openai/v1", api_key="wrong", max_retries=0)
+        with pytest.raises(openai.PermissionDeniedError) as caught:
+            bad.chat.completions.create(model=GPT_OSS, messages=ASK)
+        assert error_of(caught.value) == {"message": "Authentication failed: Please make sure your API Key is valid.",
+                                          "type": "authentication_error", "param": None,
+                                          "code": "AccessDeniedException"}
+        with pytest.raises(openai.PermissionDeniedError):
+            bad.models.list()
+        body = json.dumps({"model": GPT_OSS, "messages": ASK})
+        for secret, status in (("secret", 200), ("not-the-secret", 403)):
+            request = AWSRequest("POST", checked.url + "/openai/v1/chat/completions", data=body,
+                                 headers={"Content-Type": "application/json"})
+            SigV4Auth(Credentials("AKIDOPENAI", secret), "bedrock", "us-east-1").add_auth(request)
+            reply = raw_request(checked.url, "/openai/v1/chat/completions", body.encode(), headers=dict(request.headers))
+            assert reply.status == status
+        assert json.loads(reply.body)["error"]["code"] == "InvalidSignatureException"
+        assert [e["operation"] for e in admin.invocations()] == ["OpenAIChatCompletions", "OpenAIResponses",
+                                                                 "OpenAIChatCompletions"]

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from ...protocol.auth import AUTH_KEYS, IDENTITY, check_request
 from ...protocol.errors import BedrockError
 from ...testing import around_operation
 from . import chat, models, responses
@@ -50,9 +51,12 @@ async def _in_stream(request: web.Request, error: BedrockError) -> web.StreamRes
 
 def _endpoint(handler: Handler, operation: str | None = None) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def serve(request: web.Request) -> web.StreamResponse:
-        # Authentication: these paths take the same credentials as the rest of the server (SigV4 or a bearer
-        # API key, unchecked by default); a verifier of Bedrock calls would run here too.
         try:
+            # The same credentials as Bedrock's own paths (SigV4 or a Bedrock API key as a bearer token), verified
+            # when --auth-keys is set; the middleware that checks those paths leaves these to us (OpenAI's shape).
+            keys = request.app.get(AUTH_KEYS)
+            if keys is not None:
+                request[IDENTITY] = await check_request(request, keys)
             if operation is None:
                 return await handler(request, {})
             body = await _json_body(request)

@@ -13,6 +13,7 @@ import json
 from aiohttp import web
 from pydantic import ValidationError
 
+from ...protocol.auth import AuthError
 from ...protocol.errors import BedrockError
 
 # HTTP status -> OpenAI error `type` (OpenAI's own taxonomy).
@@ -48,7 +49,9 @@ def error_body(error: BedrockError) -> dict:
         param, code = error.param, error.openai_code
     else:
         param, code = None, error.code
-    return {"message": error.message, "type": _TYPES.get(error.status, "api_error"), "param": param, "code": code}
+    # A credentials refusal keeps AWS's status (403), code and wording; its type says what it is.
+    kind = "authentication_error" if isinstance(error, AuthError) else _TYPES.get(error.status, "api_error")
+    return {"message": error.message, "type": kind, "param": param, "code": code}
 
 
 def error_response(error: BedrockError) -> web.Response:
