@@ -22,6 +22,7 @@ import os
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 
@@ -178,3 +179,15 @@ class EmulatorAdmin:
 
         return boto3.client("bedrock-runtime", endpoint_url=self.url, region_name=region,
                             aws_access_key_id="testing", aws_secret_access_key="testing", config=Config(**config))
+
+    # --- record and replay (emulator.recording) ----------------------------------------------------------
+
+    def recording(self) -> dict:
+        """The recording mode, its cassette directory and options, and how many cassettes answer."""
+        return self._call("GET", "/recording")
+
+    def set_recording(self, mode: str, directory: str | Path | None = None, *, upstream: str | None = None,
+                      speed: float = 0, ignore: list[str] | None = None, redact: list[str] | None = None) -> dict:
+        """Switch to `off`, `record`, `replay` or `record-missing` (cassettes in `directory`, on the server's disk)."""
+        return self._call("PUT", "/recording", _given(mode=mode, directory=None if directory is None else str(directory),
+                                                       upstream=upstream, speed=speed, ignore=ignore, redact=redact))

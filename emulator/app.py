@@ -21,6 +21,7 @@ from .protocol import control_plane, routing
 from .protocol.access import AccessConfig, install as install_access
 from .protocol.errors import BedrockError
 from .protocol.middleware import add_request_id, errors_as_bedrock
+from .recording import mode as recording
 from .service import SERVICE, Service
 from .testing import TestKitConfig, around_operation, install as install_testkit
 
@@ -53,6 +54,7 @@ class Settings:
     async_output_dir: Path | None = None  # where async invocations write output (default: <cache>/async-invoke)
     testing: TestKitConfig = field(default_factory=TestKitConfig)  # fixtures, invocation log, rate limits
     access: AccessConfig = field(default_factory=AccessConfig)  # admin guard, --auth-keys
+    recording: recording.RecordingConfig = field(default_factory=recording.RecordingConfig)  # --record/--replay
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
@@ -61,7 +63,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         return await control.handle(request, control_route)  # the `bedrock` service (CreateGuardrail, ...)
     if route is None:
         raise BedrockError("UnknownOperationException", f"No operation matches {request.method} {request.path}.")
-    handler = OPERATIONS.get(route.operation)
+    handler = recording.handler_for(request.app, route.operation, OPERATIONS.get(route.operation))
     if handler is None:
         raise BedrockError("ValidationException", f"The emulator does not support {route.operation} yet.")
     return await around_operation(request, route.operation, route.labels, handler)
@@ -86,10 +88,14 @@ def build_app(settings: Settings | None = None) -> web.Application:
     app[SERVICE] = Service(catalog, pool, guardrail_policies.load(settings.guardrails_path))
     install_access(app, settings.access)
     app.on_response_prepare.append(add_request_id)
-    app.on_startup.append(_load_models)
+    if settings.recording.mode in ("record", "replay"):
+        pool.ready = True  # every call is forwarded or replayed: no model to load (and none to download)
+    else:
+        app.on_startup.append(_load_models)
     app.on_cleanup.append(_stop_loading)
     app.router.add_get("/_emulator/health", health.health)
     install_testkit(app, settings.testing)
+    recording.install(app, settings.recording)
     async_invoke.install(app, settings.async_output_dir or pool.cache_dir / "async-invoke")
     admin.register(app)
     inspector.register(app)

@@ -13,6 +13,7 @@ from .catalog import Catalog
 from .engine.pool import ModelPool
 from .engine.sources import default_cache_dir
 from .protocol.access import AccessConfig
+from .recording.mode import RecordingConfig
 from .server import start_site
 from .testing import TestKitConfig
 
@@ -40,6 +41,21 @@ def _parser() -> argparse.ArgumentParser:
                          help="append every invocation to FILE as JSON lines (Bedrock's model-invocation log shape)")
     testing.add_argument("--rate-limits", type=Path, default=None, metavar="FILE",
                          help="per-model requests/tokens-per-minute quotas (YAML `limits:` list)")
+    rec = parser.add_argument_group("record and replay real Bedrock traffic (see the README)")
+    rec.add_argument("--record", type=Path, default=None, metavar="DIR",
+                     help="forward every call upstream, re-signed with this process's AWS credentials, and save cassettes in DIR")
+    rec.add_argument("--replay", type=Path, default=None, metavar="DIR", help="answer calls from the cassettes in DIR")
+    rec.add_argument("--record-missing", action="store_true",
+                     help="with --replay: forward and record the calls no cassette matches")
+    rec.add_argument("--upstream", default=None, metavar="URL",
+                     help="where --record forwards (default: https://bedrock-runtime.<region>.amazonaws.com, the "
+                          "region of each request's SigV4 scope)")
+    rec.add_argument("--replay-speed", type=float, default=0.0, metavar="X",
+                     help="replay pacing: 0 at once (default), 1 as recorded, 2 twice as fast")
+    rec.add_argument("--match-ignore", action="append", default=[], metavar="KEY",
+                     help="a body key ignored when matching cassettes, besides ids and timestamps (repeatable)")
+    rec.add_argument("--redact", action="append", default=[], metavar="KEY",
+                     help="a body key whose value is never written to cassettes (repeatable)")
     parser.add_argument("--async-output-dir", type=Path, default=None,
                         help="local folder standing in for S3 output of async invocations (default: <cache>/async-invoke)")
     access = parser.add_argument_group("access (see the README's Security section)")
@@ -69,6 +85,16 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         await runner.cleanup()
 
 
+def _recording(args: argparse.Namespace) -> RecordingConfig:
+    if args.record and args.replay:
+        sys.exit("--record and --replay exclude each other (--replay DIR --record-missing records what is missing)")
+    if args.record_missing and not args.replay:
+        sys.exit("--record-missing goes with --replay DIR")
+    mode = "record" if args.record else "record-missing" if args.record_missing else "replay" if args.replay else "off"
+    return RecordingConfig(mode=mode, directory=args.record or args.replay, upstream=args.upstream,
+                           speed=args.replay_speed, ignore=args.match_ignore, redact=args.redact)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -77,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
                         testing=TestKitConfig(fixtures_dir=args.fixtures, require_fixture_match=args.require_fixture_match,
                                               invocation_log_path=args.invocation_log, rate_limits_path=args.rate_limits),
                         access=AccessConfig.from_env(args.allow_host, args.admin_token, args.auth_keys))
+    settings.recording = _recording(args)
     if args.command == "fetch":
         pool = ModelPool(Catalog.load(settings.catalog_path), settings.cache_dir, settings.device)
         pool.load_all()

@@ -122,7 +122,8 @@ async def around_generation(service: "Service", call: "Call", model_events: Call
                 yield event
         return
     kit, invocation = active.kit, active.invocation
-    rule = kit.rules.match(call)
+    # The body is parsed again only when some rule matches on it (large bodies cost nothing otherwise).
+    rule = kit.rules.match(call, invocation.request_body if kit.rules.wants_body else None)
     if rule is not None:
         invocation.rule = rule.label
         events = scripted_events(rule, call, service)
@@ -143,6 +144,12 @@ async def around_generation(service: "Service", call: "Call", model_events: Call
             yield event
 
 
+def current() -> _Active | None:
+    """The test kit, invocation and fault plan of the operation running now (None outside one): how answers
+    that bypass generation (recorded replies, forwarded calls) report tokens and apply stream faults."""
+    return _CURRENT.get()
+
+
 async def _first_byte(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: the moment the status line goes out."""
     active = _CURRENT.get()
@@ -159,4 +166,4 @@ def install(app: web.Application, config: TestKitConfig) -> TestKit:
     return kit
 
 
-__all__ = ["TESTKIT", "TestKit", "TestKitConfig", "around_generation", "around_operation", "install"]
+__all__ = ["TESTKIT", "TestKit", "TestKitConfig", "around_generation", "around_operation", "current", "install"]

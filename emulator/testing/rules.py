@@ -12,6 +12,8 @@ answers it with `respond`. The same schema serves `--fixtures DIR` and `POST /_e
           contains: "weather"              # substring of the last user message's text (case-sensitive)
           regex: "in (Paris|Rome)"         # Python regex searched in the same text
           turn: 1                          # number of user messages so far (1 = first turn; raw prompts count as 1)
+          body: {messages: [...]}          # the whole request body as sent, volatile keys ignored (see below)
+          ignore: [toolUseId, id]          # keys ignored in `body` (default: recording.matching.VOLATILE)
         respond:                           # text and/or tool_calls, or an error
           text: "Let me check."
           tool_calls: [{name: get_weather, input: {city: Paris}}]   # optional `id`; default: a fresh tooluse_ id
@@ -21,6 +23,10 @@ answers it with `respond`. The same schema serves `--fixtures DIR` and `POST /_e
           # error: {code: ThrottlingException, message: "...", extra: {}}   instead of text/tool_calls
         times: 1                           # answer this many requests, then retire (default: unlimited)
 
+A recorded exchange (a cassette, `emulator/recording/cassette.py`) in the same directory is loaded as a rule
+that matches its operation, model and body with the same `Match`, and answers with the recorded reply itself
+(at the operation seam, so CountTokens and errors replay too).
+
 Scripted output is sent as written: sampling parameters (max tokens, stop sequences) do not trim it. The API
 layers frame it exactly like generated output, in each operation's and family's native shape.
 """
@@ -28,6 +34,7 @@ layers frame it exactly like generated output, in each operation's and family's 
 from __future__ import annotations
 
 import asyncio
+import glob
 import itertools
 import json
 import re
@@ -41,6 +48,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from ..engine.types import END_TURN, Event, Failed, Finished, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
 from ..protocol.errors import BedrockError
+from ..recording.cassette import Cassette, is_cassette
+from ..recording.matching import VOLATILE, same
 from ..tooluse import tool_use_id
 from .scope import GeneratingOperation, as_list, describe, error_code, extra_members, model_matches
 
@@ -66,6 +75,8 @@ class Match(_Strict):
     contains: str | None = None
     regex: str | None = None
     turn: int | None = Field(default=None, ge=1)
+    body: Any = None
+    ignore: list[str] = Field(default_factory=lambda: list(VOLATILE))
 
     _as_list = field_validator("operation", mode="before")(as_list)
 
@@ -79,10 +90,16 @@ class Match(_Strict):
                 raise ValueError(f"invalid regular expression: {exc}") from None
         return value
 
-    def matches(self, call: "Call") -> bool:
-        if self.operation is not None and call.operation not in self.operation:
+    def fits(self, operation: str, model_id: str | None, body: Any) -> bool:
+        """What can be decided before a request is parsed: operation, model and body."""
+        if self.operation is not None and operation not in self.operation:
             return False
-        if not model_matches(self.model, call.model_id):
+        if not model_matches(self.model, model_id):
+            return False
+        return self.body is None or same(self.body, body, self.ignore)
+
+    def matches(self, call: "Call", body: Any = None) -> bool:
+        if not self.fits(call.operation, call.model_id, body):
             return False
         text = call.last_user_text
         if self.contains is not None and self.contains not in text:
@@ -90,6 +107,12 @@ class Match(_Strict):
         if self.regex is not None and re.search(self.regex, text) is None:
             return False
         return self.turn is None or self.turn == max(call.turn_index, 1)
+
+
+class RecordedMatch(Match):
+    """A cassette's match: any Bedrock operation (CountTokens, ApplyGuardrail... replay too)."""
+
+    operation: list[str] | None = None
 
 
 class ToolCall(_Strict):
@@ -156,6 +179,28 @@ class Rule(_Strict):
     times: int | None = Field(default=None, ge=1)
 
 
+@dataclass
+class CassetteRule:
+    """A cassette loaded as a rule: its `RecordedMatch` decides, the recorded reply answers."""
+
+    name: str
+    match: RecordedMatch
+    replay: Cassette
+    times: int | None = None
+
+    def model_dump(self, **_: object) -> dict:
+        return {"name": self.name, "match": {"operation": self.match.operation, "model": self.match.model},
+                "replay": {"status": self.replay.response.status, "stream": self.replay.streams}}
+
+
+def cassette_rule(cassette: Cassette, source: str, ignore: list[str] | tuple[str, ...] = ()) -> CassetteRule:
+    request = cassette.request
+    body = request.body if request.body is not None else request.body_text
+    match = RecordedMatch(operation=[request.operation], model=None if request.model is None else glob.escape(request.model),
+                          body=body, ignore=sorted({*VOLATILE, *ignore, *cassette.ignore}))
+    return CassetteRule(Path(source).name, match, cassette)
+
+
 class RuleFile(_Strict):
     rules: list[Rule]
 
@@ -170,14 +215,20 @@ def parse_rules(data: object, where: str = "") -> list[Rule]:
         raise RuleError(describe(exc, where)) from None
 
 
-def load_file(path: Path) -> list[Rule]:
+def load_file(path: Path, ignore: list[str] | tuple[str, ...] = ()) -> list[Rule | CassetteRule]:
+    """A rule file's rules, or a cassette file as one rule (`ignore`: volatile keys beyond the defaults)."""
     try:
         text = path.read_text(encoding="utf-8")
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
         raise RuleError(f"{path}: cannot read rules: {exc}") from None
+    if is_cassette(data):
+        try:
+            return [cassette_rule(Cassette.model_validate(data), str(path), ignore)]
+        except ValidationError as exc:
+            raise RuleError(describe(exc, str(path))) from None
     if not isinstance(data, dict) or "rules" not in data:
-        raise RuleError(f"{path}: a rule file is a mapping with a `rules:` list")
+        raise RuleError(f"{path}: a rule file is a mapping with a `rules:` list (or a cassette: `request:` and `response:`)")
     return parse_rules(data, str(path))
 
 
@@ -190,8 +241,8 @@ def rule_files(directory: Path) -> list[Path]:
 @dataclass
 class LoadedRule:
     id: str
-    rule: Rule
-    source: str  # the file it came from, or "api"
+    rule: Rule | CassetteRule
+    source: str  # the file it came from, "api", or "recorded" (a cassette written by --record-missing)
     used: int = 0
 
     @property
@@ -202,6 +253,10 @@ class LoadedRule:
     def label(self) -> str:
         return self.rule.name or self.id
 
+    @property
+    def cassette(self) -> Cassette | None:
+        return self.rule.replay if isinstance(self.rule, CassetteRule) else None
+
     def view(self) -> dict:
         remaining = None if self.rule.times is None else max(self.rule.times - self.used, 0)
         return {"id": self.id, "source": self.source, "used": self.used, "remaining": remaining,
@@ -209,7 +264,9 @@ class LoadedRule:
 
 
 class RuleBook:
-    """Rules added at run time are tried first, in the order added; then the rules loaded from files."""
+    """Rules added at run time are tried first, in the order added; then the rules loaded from files, then the
+    cassettes of `--replay` (`use_cassettes`). Cassettes answer at the operation seam (`match_recorded`),
+    scripted rules at the generation seam (`match`)."""
 
     def __init__(self, directory: Path | None = None) -> None:
         self._ids = itertools.count(1)
@@ -218,43 +275,80 @@ class RuleBook:
         for path in rule_files(directory) if directory is not None else []:
             self._loaded_files += [self._loaded(rule, str(path)) for rule in load_file(path)]
         self._files = self._fresh_file_rules()
+        self._cassettes: list[LoadedRule] = []
 
     def _fresh_file_rules(self) -> list[LoadedRule]:
         return [LoadedRule(r.id, r.rule, r.source) for r in self._loaded_files]
 
-    def _loaded(self, rule: Rule, source: str) -> LoadedRule:
+    def _loaded(self, rule: Rule | CassetteRule, source: str) -> LoadedRule:
         return LoadedRule(f"rule-{next(self._ids)}", rule, source)
+
+    def _all(self) -> itertools.chain[LoadedRule]:
+        return itertools.chain(self._added, self._files, self._cassettes)
 
     def add(self, rules: list[Rule]) -> list[LoadedRule]:
         loaded = [self._loaded(rule, "api") for rule in rules]
         self._added += loaded
         return loaded
 
-    def match(self, call: "Call") -> LoadedRule | None:
-        """The first live rule that fits `call`; using it counts against its `times`."""
-        for loaded in itertools.chain(self._added, self._files):
-            if not loaded.exhausted and loaded.rule.match.matches(call):
+    def use_cassettes(self, directory: Path | None, ignore: list[str] | tuple[str, ...] = ()) -> int:
+        """Answer from the cassettes in `directory` (replacing those of an earlier directory); how many loaded."""
+        files = rule_files(directory) if directory is not None and directory.exists() else []
+        rules = [rule for path in files for rule in load_file(path, ignore)]
+        self._cassettes = [self._loaded(rule, str(directory)) for rule in rules if isinstance(rule, CassetteRule)]
+        return len(self._cassettes)
+
+    def add_cassette(self, cassette: Cassette, path: Path, ignore: list[str] | tuple[str, ...] = ()) -> LoadedRule:
+        loaded = self._loaded(cassette_rule(cassette, str(path), ignore), "recorded")
+        self._cassettes.append(loaded)
+        return loaded
+
+    @property
+    def wants_body(self) -> bool:
+        return any(r.cassette is None and r.rule.match.body is not None for r in self._all())
+
+    def match(self, call: "Call", body: Any = None) -> LoadedRule | None:
+        """The first live scripted rule that fits `call`; using it counts against its `times`."""
+        for loaded in self._all():
+            if loaded.cassette is None and not loaded.exhausted and loaded.rule.match.matches(call, body):
                 loaded.used += 1
                 return loaded
         return None
 
+    def match_recorded(self, operation: str, model_id: str | None, body: Any) -> LoadedRule | None:
+        """The cassette that answers this request: of those that fit, the least used (the same request recorded
+        twice replays its recordings in order, then keeps answering with them)."""
+        fitting = [r for r in self._all() if r.cassette is not None and not r.exhausted
+                   and r.rule.match.fits(operation, model_id, body)]
+        if not fitting:
+            return None
+        chosen = min(fitting, key=lambda r: r.used)  # min keeps the first of equals: file order
+        chosen.used += 1
+        return chosen
+
+    def cassettes(self) -> list[LoadedRule]:
+        return [r for r in self._all() if r.cassette is not None]
+
     def remove(self, rule_id: str) -> bool:
-        before = len(self._added) + len(self._files)
+        before = len(self._added) + len(self._files) + len(self._cassettes)
         self._added = [r for r in self._added if r.id != rule_id]
         self._files = [r for r in self._files if r.id != rule_id]
-        return len(self._added) + len(self._files) < before
+        self._cassettes = [r for r in self._cassettes if r.id != rule_id]
+        return len(self._added) + len(self._files) + len(self._cassettes) < before
 
     def clear(self) -> None:
         """Forget the rules added at run time; file rules stay (they are the server's configuration)."""
         self._added.clear()
 
     def reset(self) -> None:
-        """Run-time rules gone; file rules back as loaded (unused, removed ones restored)."""
+        """Run-time rules gone; file rules back as loaded (unused, removed ones restored); cassettes unused."""
         self.clear()
         self._files = self._fresh_file_rules()
+        for loaded in self._cassettes:
+            loaded.used = 0
 
     def views(self) -> list[dict]:
-        return [r.view() for r in itertools.chain(self._added, self._files)]
+        return [r.view() for r in self._all()]
 
 
 # --- turning a rule's response into generation events ------------------------------------------------------

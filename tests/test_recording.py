@@ -1,0 +1,429 @@
+"""Record Bedrock traffic through the emulator, then replay it offline: boto3 and the JS SDK see the same bytes.
+
+The upstream is a small loopback server that checks each call's SigV4 signature with botocore against the
+recorder's own credentials (the client signs with other keys, so a pass proves re-signing) and relays it to the
+session's emulator. The recorder and the replayer are emulators started with `--record` / `--replay` settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import aiohttp
+import boto3
+import pytest
+import yaml
+from aiohttp import web
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials
+from botocore.eventstream import EventStream
+from botocore.exceptions import EventStreamError
+from yarl import URL
+
+from emulator.admin_client import EmulatorAdmin
+from emulator.app import Settings
+from emulator.recording.mode import RecordingConfig
+from emulator.server import BackgroundServer
+from emulator.testing import TestKitConfig
+from emulator.testing.rules import RuleBook
+
+from conftest import HAIKU, make_client, user
+from emulator.engine.sources import default_cache_dir
+
+RECORDER_KEY = "AKIDRECORDERKEY00001"
+RECORDER_SECRET = "recorder-secret-never-written"
+RECORDER_TOKEN = "recorder-session-token-never-written"
+CLIENT_KEY, CLIENT_SECRET = "AKIDEXAMPLE", "secret"  # what conftest.make_client signs with
+JS_SCRIPT = Path(__file__).resolve().parent / "js" / "replay.mjs"
+JS_PACKAGES = ["@aws-sdk/client-bedrock-runtime@3.1163.0", "@smithy/node-http-handler@4.14.2"]
+
+ANTHROPIC_BODY = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 12,
+                  "messages": [{"role": "user", "content": "Name a colour."}]}
+# One call per recorded operation (params in the shape boto3 and the JS SDK share), and an error.
+CALLS = [
+    {"name": "converse", "op": "Converse",
+     "params": {"modelId": HAIKU, "messages": [user("Say hello")], "inferenceConfig": {"maxTokens": 12}}},
+    {"name": "converse_stream", "op": "ConverseStream",
+     "params": {"modelId": HAIKU, "messages": [user("Count to three")], "inferenceConfig": {"maxTokens": 12}}},
+    {"name": "invoke", "op": "InvokeModel", "params": {"modelId": HAIKU, "body": json.dumps(ANTHROPIC_BODY)}},
+    {"name": "invoke_stream", "op": "InvokeModelWithResponseStream",
+     "params": {"modelId": HAIKU, "body": json.dumps({**ANTHROPIC_BODY, "messages": [
+         {"role": "user", "content": "Name a fruit."}]})}},
+    {"name": "count_tokens", "op": "CountTokens",
+     "params": {"modelId": HAIKU, "input": {"converse": {"messages": [user("How many tokens is this?")]}}}},
+    {"name": "error", "op": "Converse", "params": {"modelId": "nonexistent.model-v1:0",
+                                                    "messages": [user("Say hello")]}},
+]
+TOOLS = {"tools": [{"toolSpec": {"name": name, "description": f"{name} of a city",
+                                 "inputSchema": {"json": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                          "required": ["city"]}}}}
+                   for name in ("get_weather", "get_time")]}
+AGENT_RULES = [
+    {"match": {"turn": 1, "contains": "Paris"}, "respond": {"tool_calls": [{"name": "get_weather", "input": {"city": "Paris"}}]}},
+    {"match": {"turn": 2, "contains": "Paris"}, "respond": {"tool_calls": [{"name": "get_time", "input": {"city": "Paris"}}]}},
+    {"match": {"turn": 3, "contains": "Paris"}, "respond": {"text": "Sunny, and it is noon in Paris."}},
+]
+
+
+# --- a loopback upstream that checks signatures with botocore --------------------------------------------
+
+class VerifyingUpstream:
+    """Accepts only calls signed with the recorder's credentials (botocore recomputes each signature), then relays
+    them to `target`, streams chunk by chunk."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.accepted: list[dict] = []
+        self.rejected: list[str] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self.url = ""
+
+    def start(self) -> "VerifyingUpstream":
+        self._thread.start()
+
+        async def boot() -> None:
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", self._handle)
+            self._runner = web.AppRunner(app)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+            self._session = aiohttp.ClientSession()
+
+        asyncio.run_coroutine_threadsafe(boot(), self._loop).result()
+        return self
+
+    def stop(self) -> None:
+        async def down() -> None:
+            await self._session.close()
+            await self._runner.cleanup()
+
+        asyncio.run_coroutine_threadsafe(down(), self._loop).result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _check(self, request: web.Request, body: bytes) -> str | None:
+        found = re.match(r"AWS4-HMAC-SHA256 Credential=([^/]+)/\d{8}/([^/]+)/bedrock/aws4_request, "
+                         r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$", request.headers.get("Authorization", ""))
+        if not found:
+            return "no SigV4 Authorization header"
+        key, region, signed, signature = found.groups()
+        if key != RECORDER_KEY:
+            return f"signed with {key}, not the recorder's key"
+        headers = {name: request.headers[name] for name in signed.split(";")}
+        aws = AWSRequest(method=request.method, url=f"http://{request.host}{request.raw_path}", data=body,
+                         headers=headers)
+        aws.context["timestamp"] = request.headers["X-Amz-Date"]
+        auth = SigV4Auth(Credentials(RECORDER_KEY, RECORDER_SECRET, RECORDER_TOKEN), "bedrock", region)
+        expected = auth.signature(auth.string_to_sign(aws, auth.canonical_request(aws)), aws)
+        if expected != signature:
+            return "signature mismatch"
+        if "x-amz-security-token" not in signed.split(";"):
+            return "the session token was not signed"
+        return None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        problem = self._check(request, body)
+        if problem:
+            self.rejected.append(problem)
+            return web.json_response({"message": problem}, status=403,
+                                     headers={"x-amzn-ErrorType": "InvalidSignatureException"})
+        self.accepted.append({"path": request.raw_path, "token": request.headers.get("X-Amz-Security-Token")})
+        passed = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "accept")}
+        async with self._session.request(request.method, URL(self.target + request.raw_path, encoded=True),
+                                         data=body, headers=passed) as upstream:
+            headers = {k: v for k, v in upstream.headers.items()
+                       if k.lower() in ("content-type", "x-amzn-errortype", "x-amzn-requestid")
+                       or k.lower().startswith("x-amzn-bedrock-")}
+            reply = web.StreamResponse(status=upstream.status, headers=headers)
+            reply.enable_chunked_encoding()
+            await reply.prepare(request)
+            async for data in upstream.content.iter_any():
+                await reply.write(data)
+            await reply.write_eof()
+            return reply
+
+
+# --- driving calls the same way when recording and when replaying -------------------------------------
+
+def plain(reply: dict) -> object:
+    """A boto3 reply as comparable JSON: no ResponseMetadata, bodies read, streams as event lists."""
+    reply = {k: v for k, v in reply.items() if k != "ResponseMetadata"}
+    stream = reply.pop("stream", None) or (reply.pop("body") if isinstance(reply.get("body"), EventStream) else None)
+    if stream is not None:
+        events = []
+        for event in stream:
+            if "chunk" in event:
+                event = {"chunk": {"bytes": event["chunk"]["bytes"].decode()}}
+            events.append(event)
+        reply["events"] = events
+    if "body" in reply:
+        reply["body"] = reply["body"].read().decode()
+    return json.loads(json.dumps(reply, default=str))
+
+
+def call_boto3(client, call: dict) -> dict:
+    method = {"Converse": client.converse, "ConverseStream": client.converse_stream,
+              "InvokeModel": client.invoke_model, "CountTokens": client.count_tokens,
+              "InvokeModelWithResponseStream": client.invoke_model_with_response_stream}[call["op"]]
+    try:
+        return {"reply": plain(method(**call["params"]))}
+    except client.exceptions.ClientError as error:
+        return {"error": {"name": error.response["Error"]["Code"], "message": error.response["Error"]["Message"],
+                          "status": error.response["ResponseMetadata"]["HTTPStatusCode"]}}
+
+
+def agent_loop(client, ids: dict | None = None) -> list[dict]:
+    """Three turns: two tool calls answered by local "tools", then the final answer. Returns each reply."""
+    messages = [user("What is the weather and the time in Paris?")]
+    replies = []
+    for _ in range(3):
+        reply = client.converse(modelId=HAIKU, messages=messages, toolConfig=TOOLS, inferenceConfig={"maxTokens": 64})
+        replies.append(plain(reply))
+        message = reply["output"]["message"]
+        messages.append(message)
+        uses = [block["toolUse"] for block in message["content"] if "toolUse" in block]
+        if not uses:
+            break
+        messages.append({"role": "user", "content": [
+            {"toolResult": {"toolUseId": (ids or {}).get(u["toolUseId"], u["toolUseId"]),
+                            "content": [{"text": f"{u['name']} for {u['input']['city']}: ok"}]}} for u in uses]})
+    return replies
+
+
+@pytest.fixture(scope="module")
+def js_sdk() -> Path:
+    """The JS SDK, installed once into its own cache folder (skipped only where node/npm cannot run)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        pytest.skip("node and npm are needed to run the JS SDK")
+    folder = default_cache_dir() / "js-record"
+    if not (folder / "node_modules" / "@aws-sdk" / "client-bedrock-runtime").is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        installed = subprocess.run([npm, "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(folder),
+                                    *JS_PACKAGES], capture_output=True, text=True, timeout=600)
+        if installed.returncode != 0:
+            pytest.skip(f"npm could not install the JS SDK: {installed.stderr.strip()[-300:]}")
+    shutil.copy(JS_SCRIPT, folder / JS_SCRIPT.name)  # ESM resolves packages from the script's own folder
+    return folder
+
+
+@pytest.fixture(scope="module")
+def recorder_credentials():
+    """The recorder's own AWS credentials, from the environment (botocore's standard chain reads them)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ACCESS_KEY_ID", RECORDER_KEY)
+        env.setenv("AWS_SECRET_ACCESS_KEY", RECORDER_SECRET)
+        env.setenv("AWS_SESSION_TOKEN", RECORDER_TOKEN)
+        for name in ("AWS_PROFILE", "AWS_BEARER_TOKEN_BEDROCK", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"):
+            env.delenv(name, raising=False)
+        env.setenv("AWS_CONFIG_FILE", "/nonexistent")  # no profile on this machine can interfere
+        yield
+
+
+@pytest.fixture(scope="module")
+def recording(server, recorder_credentials, tmp_path_factory):
+    """Record every call once against the verifying upstream, then stop the upstream and the recorder."""
+    directory = tmp_path_factory.mktemp("cassettes")
+    upstream = VerifyingUpstream(server.url).start()
+    target = EmulatorAdmin(server.url)
+    target.reset()
+    recorder = BackgroundServer(Settings(recording=RecordingConfig(
+        mode="record", directory=directory, upstream=upstream.url))).start()
+    try:
+        client = make_client(recorder.url)
+        results = {call["name"]: call_boto3(client, call) for call in CALLS}
+        target.add_rules(AGENT_RULES)
+        agent = agent_loop(client)
+        log = EmulatorAdmin(recorder.url).invocations()
+    finally:
+        target.reset()
+        recorder.stop()
+        upstream.stop()
+    return {"dir": directory, "results": results, "agent": agent, "upstream": upstream, "log": log}
+
+
+@pytest.fixture(scope="module")
+def replayer(recording):
+    srv = BackgroundServer(Settings(recording=RecordingConfig(mode="replay", directory=recording["dir"]))).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def replay_admin(replayer):
+    admin = EmulatorAdmin(replayer.url)
+    admin.reset()
+    yield admin
+    admin.reset()
+
+
+# --- recording --------------------------------------------------------------------------------------
+
+def test_every_call_reached_the_upstream_re_signed_with_the_recorders_own_credentials(recording):
+    upstream = recording["upstream"]
+    assert upstream.rejected == []
+    assert len(upstream.accepted) == len(CALLS) + 3  # six calls and three agent turns
+    assert {a["token"] for a in upstream.accepted} == {RECORDER_TOKEN}
+
+
+def test_one_readable_cassette_per_exchange_named_by_operation_model_and_hash(recording):
+    names = sorted(p.name for p in recording["dir"].iterdir())
+    assert len(names) == 9
+    for name in names:
+        assert re.fullmatch(r"(Converse|ConverseStream|InvokeModel|InvokeModelWithResponseStream|CountTokens)_"
+                            r"(anthropic\.claude-3-haiku-20240307-v1-0|nonexistent\.model-v1-0)_[0-9a-f]{8}\.yaml", name), name
+    [stream] = [p for p in recording["dir"].glob("ConverseStream_*")]
+    text = stream.read_text()
+    assert "operation: ConverseStream" in text and "event: messageStart" in text and "offset_ms:" in text
+    [chunks] = [p for p in recording["dir"].glob("InvokeModelWithResponseStream_*")]
+    assert "event: chunk" in chunks.read_text() and "content_block_delta" in chunks.read_text()  # decoded chunk JSON
+
+
+def test_no_credential_signature_or_token_is_written(recording):
+    secrets = [RECORDER_KEY, RECORDER_SECRET, RECORDER_TOKEN, CLIENT_KEY, CLIENT_SECRET, "Signature=", "AWS4-HMAC",
+               "Authorization", "X-Amz-Security-Token", "X-Amz-Date", "Credential="]
+    for path in recording["dir"].iterdir():
+        text = path.read_text().lower()
+        assert not [s for s in secrets if s.lower() in text], path.name
+
+
+def test_the_recorded_error_is_the_upstreams(recording):
+    error = recording["results"]["error"]["error"]
+    assert error == {"name": "ValidationException", "status": 400,
+                     "message": "The provided model identifier is invalid."}
+
+
+def test_the_recorders_invocation_log_has_every_forwarded_call(recording):
+    log = recording["log"]
+    assert [e["operation"] for e in log[:len(CALLS)]] == [c["op"] for c in CALLS]
+    stream = log[1]
+    assert stream["response"][0] == {"messageStart": {"role": "assistant"}}
+    assert stream["inputTokens"] and stream["outputTokens"]
+
+
+# --- replay -------------------------------------------------------------------------------------------
+
+def test_boto3_replays_every_call_identically_with_the_upstream_gone(recording, replayer):
+    client = make_client(replayer.url)
+    for call in CALLS:
+        assert call_boto3(client, call) == recording["results"][call["name"]], call["name"]
+
+
+def test_replayed_streams_are_the_recorded_event_sequences(recording, replayer):
+    recorded = recording["results"]["converse_stream"]["reply"]["events"]
+    assert [next(iter(e)) for e in recorded][:2] == ["messageStart", "contentBlockDelta"]
+    assert recorded[-1].keys() == {"metadata"}
+    replayed = call_boto3(make_client(replayer.url), CALLS[1])["reply"]["events"]
+    assert replayed == recorded
+
+
+def test_the_js_sdk_replays_the_same_bodies_and_events(recording, replayer, js_sdk):
+    env = {**os.environ, "EP": replayer.url, "CALLS": json.dumps(CALLS)}
+    run = subprocess.run(["node", JS_SCRIPT.name], cwd=js_sdk, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    results = {r["name"]: r for r in map(json.loads, run.stdout.splitlines())}
+    for call in CALLS:
+        want, got = recording["results"][call["name"]], results[call["name"]]
+        if "error" in want:
+            assert got["error"] == want["error"]
+        elif "events" in want["reply"]:
+            assert got["events"] == want["reply"]["events"], call["name"]
+        elif "body" in want["reply"]:
+            assert (got["reply"]["body"], got["reply"]["contentType"]) == (want["reply"]["body"], want["reply"]["contentType"])
+        else:
+            assert got["reply"] == want["reply"], call["name"]
+
+
+def test_an_agent_loop_of_three_turns_replays(recording, replayer):
+    recorded = recording["agent"]
+    assert [r["stopReason"] for r in recorded] == ["tool_use", "tool_use", "end_turn"]
+    assert agent_loop(make_client(replayer.url)) == recorded
+
+
+def test_tool_use_ids_are_ignored_when_matching(recording, replayer):
+    """The client answers with other ids than the recording's (as a fresh run's model would produce): still a match."""
+    first = recording["agent"][0]["output"]["message"]["content"]
+    [use_id] = [b["toolUse"]["toolUseId"] for b in first if "toolUse" in b]
+    replies = agent_loop(make_client(replayer.url), ids={use_id: "tooluse_someOtherId123"})
+    assert [r["stopReason"] for r in replies] == ["tool_use", "tool_use", "end_turn"]
+
+
+def test_an_unmatched_call_names_the_closest_cassette_and_the_difference(recording, replayer):
+    client = make_client(replayer.url)
+    with pytest.raises(client.exceptions.ValidationException) as caught:
+        client.converse(modelId=HAIKU, messages=[user("Say hello!")], inferenceConfig={"maxTokens": 12})
+    message = caught.value.response["Error"]["Message"]
+    [cassette] = [p.name for p in recording["dir"].glob("Converse_*")
+                  if "Say hello" in p.read_text() and "nonexistent" not in p.read_text()]
+    assert message == (f"No recorded exchange matches this request (Converse, model {HAIKU}). The closest cassette is "
+                       f"{cassette}, which differs in: messages[0].content[0].text: recorded 'Say hello', sent 'Say hello!'.")
+
+
+def test_faults_rate_limits_and_the_invocation_log_apply_during_replay(replayer, replay_admin):
+    client = make_client(replayer.url)
+    replay_admin.fail("ThrottlingException", count=1)
+    with pytest.raises(client.exceptions.ThrottlingException):
+        client.converse(**CALLS[0]["params"])
+    replay_admin.fail("modelStreamErrorException", after_events=1, count=1)
+    seen = []
+    with pytest.raises(EventStreamError) as caught:
+        for event in client.converse_stream(**CALLS[1]["params"])["stream"]:
+            seen.append(next(iter(event)))
+    assert caught.value.response["Error"]["Code"] == "modelStreamErrorException"
+    assert seen == ["messageStart", "contentBlockDelta"]
+    replay_admin.reset()
+    replay_admin.set_rate_limits([{"model": "anthropic.*", "rpm": 1}])
+    client.converse(**CALLS[0]["params"])
+    with pytest.raises(client.exceptions.ThrottlingException):
+        client.converse(**CALLS[0]["params"])
+    [entry, throttled] = replay_admin.invocations()
+    assert entry["scriptedRule"].startswith("Converse_") and entry["inputTokens"] and entry["outputTokens"]
+    assert throttled["error"]["code"] == "ThrottlingException"
+
+
+def test_replay_speed_one_keeps_the_recorded_pacing(recording, replayer, replay_admin):
+    [path] = recording["dir"].glob("ConverseStream_*")
+    last = yaml.safe_load(path.read_text())["response"]["events"][-1]["offset_ms"]
+    replay_admin.set_recording("replay", recording["dir"], speed=1)
+    try:
+        started = time.monotonic()
+        call_boto3(make_client(replayer.url), CALLS[1])
+        paced = time.monotonic() - started
+    finally:
+        replay_admin.set_recording("replay", recording["dir"])
+    started = time.monotonic()
+    call_boto3(make_client(replayer.url), CALLS[1])
+    instant = time.monotonic() - started
+    assert paced >= last / 1000 * 0.9 and instant < paced
+
+
+def test_cassettes_load_as_rule_files_with_the_same_matching(recording, tmp_path):
+    [path] = [p for p in recording["dir"].glob("Converse_*") if "get_weather" in p.read_text()
+              and "toolResult" not in p.read_text()]
+    shutil.copy(path, tmp_path / path.name)
+    (tmp_path / "scripted.yaml").write_text("rules:\n  - match: {contains: canned}\n    respond: {text: from a rule}\n")
+    book = RuleBook(tmp_path)
+    assert [Path(r["source"]).name for r in book.views()] == [path.name, "scripted.yaml"]
+    srv = BackgroundServer(Settings(testing=TestKitConfig(fixtures_dir=tmp_path),
+                                    recording=RecordingConfig(mode="replay", directory=tmp_path / "none"))).start()
+    try:
+        client = make_client(srv.url)
+        reply = client.converse(modelId=HAIKU, messages=[user("What is the weather and the time in Paris?")],
+                                toolConfig=TOOLS, inferenceConfig={"maxTokens": 64})
+        assert plain(reply) == recording["agent"][0]
+    finally:
+        srv.stop()
