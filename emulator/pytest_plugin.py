@@ -8,6 +8,8 @@ Fixtures:
   standard retries as in production).
 - `bedrock_env`: sets `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` (and `_BEDROCK`), dummy credentials and region for the test, so code that
   builds its own client reaches the emulator unmodified.
+- `bedrock_cassette` (also a marker): record the test's calls to real Bedrock once, replay them after
+  (`emulator/recording/pytest_cassette.py`).
 - `bedrock_emulator_server`: the server itself, started in-process on a free loopback port once per session
   (ini `bedrock_emulator_scope = module|package|function` to change that).
 
@@ -25,6 +27,8 @@ from pathlib import Path
 import pytest
 
 from .admin_client import EmulatorAdmin
+
+pytest_plugins = ["emulator.recording.pytest_cassette"]  # bedrock_cassette: record once, replay after
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -38,6 +38,8 @@ from emulator.testing import TestKitConfig
 from emulator.testing.rules import RuleBook
 
 from conftest import HAIKU, make_client, user
+
+pytest_plugins = ["pytester"]
 from emulator.engine.sources import default_cache_dir
 
 RECORDER_KEY = "AKIDRECORDERKEY00001"
@@ -427,3 +429,56 @@ def test_cassettes_load_as_rule_files_with_the_same_matching(recording, tmp_path
         assert plain(reply) == recording["agent"][0]
     finally:
         srv.stop()
+
+
+# --- the pytest plugin: record on the first run, replay after -----------------------------------------
+
+INNER_TESTS = '''
+import pytest
+
+MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
+
+
+@pytest.mark.bedrock_cassette
+def test_hello(bedrock_client):
+    reply = bedrock_client.converse(modelId=MODEL, messages=[{"role": "user", "content": [{"text": "Say hello"}]}],
+                                    inferenceConfig={"maxTokens": 12})
+    print("REPLY:", reply["output"]["message"]["content"][0]["text"])
+
+
+def test_named(bedrock_cassette, bedrock_client):
+    assert bedrock_cassette.name == "test_named"
+    bedrock_client.count_tokens(modelId=MODEL, input={"converse": {"messages": [
+        {"role": "user", "content": [{"text": "How many tokens is this?"}]}]}})
+'''
+
+
+def test_the_bedrock_cassette_fixture_records_once_then_replays(recording, replayer, pytester, recorder_credentials):
+    """The inner tests record through a plugin-driven emulator (upstream: a verifying proxy in front of the
+    replayer, which stands in for Bedrock); with the proxy stopped, the second run replays the same answers."""
+    pytester.makepyfile(test_inner=INNER_TESTS)
+    upstream = VerifyingUpstream(replayer.url).start()
+    emulator = BackgroundServer(Settings(recording=RecordingConfig(mode="replay", directory=pytester.path / "none"))).start()
+    args = ["-p", "no:cacheprovider", "-s", "-rs", "--bedrock-emulator-url", emulator.url]
+    try:
+        skipped = pytester.runpytest_subprocess(*args, timeout=300)
+        skipped.assert_outcomes(skipped=2)
+        skipped.stdout.fnmatch_lines(["*no cassettes in*test_hello: run once with --bedrock-record=new*"])
+        first = pytester.runpytest_subprocess(*args, "--bedrock-record=new", "--bedrock-upstream", upstream.url,
+                                              timeout=300)
+        first.assert_outcomes(passed=2)
+        assert len(upstream.accepted) == 2 and upstream.rejected == []
+        upstream.stop()
+        second = pytester.runpytest_subprocess(*args, timeout=300)
+        second.assert_outcomes(passed=2)
+        assert EmulatorAdmin(emulator.url).recording()["mode"] == "replay"  # each test's mode was undone
+    finally:
+        emulator.stop()
+    replies = [line[line.index("REPLY:"):] for line in first.outlines + second.outlines if "REPLY:" in line]
+    assert len(replies) == 2 and replies[0] == replies[1]
+    want = recording["results"]["converse"]["reply"]["output"]["message"]["content"][0]["text"]
+    assert replies[0] == f"REPLY: {want}"
+    cassettes = sorted(p.relative_to(pytester.path).as_posix() for p in (pytester.path / "cassettes").rglob("*.yaml"))
+    assert [c.rsplit("_", 1)[0] for c in cassettes] == [
+        "cassettes/test_inner/test_hello/Converse_anthropic.claude-3-haiku-20240307-v1-0",
+        "cassettes/test_inner/test_named/CountTokens_anthropic.claude-3-haiku-20240307-v1-0"]
