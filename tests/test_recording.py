@@ -37,7 +37,7 @@ from emulator.server import BackgroundServer
 from emulator.testing import TestKitConfig
 from emulator.testing.rules import RuleBook
 
-from conftest import HAIKU, make_client, user
+from conftest import HAIKU, make_client, raw_request, user
 
 pytest_plugins = ["pytester"]
 from emulator.engine.sources import default_cache_dir
@@ -482,3 +482,44 @@ def test_the_bedrock_cassette_fixture_records_once_then_replays(recording, repla
     assert [c.rsplit("_", 1)[0] for c in cassettes] == [
         "cassettes/test_inner/test_hello/Converse_anthropic.claude-3-haiku-20240307-v1-0",
         "cassettes/test_inner/test_named/CountTokens_anthropic.claude-3-haiku-20240307-v1-0"]
+
+
+def test_record_missing_forwards_only_what_no_cassette_matches_and_redacts(recording, server, tmp_path):
+    directory = tmp_path / "cassettes"
+    shutil.copytree(recording["dir"], directory)
+    upstream = VerifyingUpstream(server.url).start()
+    target = EmulatorAdmin(server.url)
+    target.script("Hello from upstream", contains="Say hello")
+    srv = BackgroundServer(Settings(recording=RecordingConfig(
+        mode="record-missing", directory=directory, upstream=upstream.url, redact=["system"]))).start()
+    try:
+        client = make_client(srv.url)
+        assert call_boto3(client, CALLS[0]) == recording["results"]["converse"]  # replayed: not forwarded
+        assert upstream.accepted == []
+        new = {**CALLS[0]["params"], "system": [{"text": "the private system prompt"}]}
+        first = plain(client.converse(**new))
+        assert first["output"]["message"]["content"] == [{"text": "Hello from upstream"}]
+        assert len(upstream.accepted) == 1
+        again = plain(client.converse(**{**new, "system": [{"text": "another private prompt"}]}))  # redacted: ignored
+        assert len(upstream.accepted) == 1 and again == first
+    finally:
+        target.reset()
+        srv.stop()
+        upstream.stop()
+    [written] = set(p.name for p in directory.iterdir()) - set(p.name for p in recording["dir"].iterdir())
+    text = (directory / written).read_text()
+    assert "private" not in text and "system: <redacted>" in text and "ignore: [system]" in text
+
+
+def test_a_bearer_token_is_never_sent_over_plain_http(recorder_credentials, tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "bedrock-api-key-never-written")
+    srv = BackgroundServer(Settings(recording=RecordingConfig(
+        mode="record", directory=tmp_path, upstream="http://127.0.0.1:9"))).start()
+    try:  # raw HTTP: boto3 itself would see the token in the environment and refuse plain HTTP first
+        reply = raw_request(srv.url, f"/model/{HAIKU}/converse", json.dumps({"messages": [user("Say hello")]}).encode())
+    finally:
+        srv.stop()
+    assert (reply.status, reply.headers["x-amzn-ErrorType"]) == (500, "InternalServerException")
+    assert json.loads(reply.body) == {"message": "The emulator cannot forward to http://127.0.0.1:9: Invalid endpoint "
+                                                 "configuration: Bearer authorization requires an HTTPS endpoint."}
+    assert list(tmp_path.iterdir()) == []

@@ -231,8 +231,11 @@ class Cassette(_Strict):
         path, n = directory / name, 1
         while True:
             try:
+                data = self.model_dump(mode="json", exclude_none=True)
+                if not data["ignore"]:
+                    del data["ignore"]
                 with path.open("x", encoding="utf-8") as out:
-                    out.write(dump_yaml(self.model_dump(mode="json", exclude_none=True, exclude_defaults=False)))
+                    out.write(dump_yaml(data))
                 return path
             except FileExistsError:
                 n += 1

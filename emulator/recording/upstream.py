@@ -21,6 +21,7 @@ import botocore.session
 from aiohttp import web
 from botocore.auth import BearerAuth, SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.exceptions import BotoCoreError
 from botocore.tokens import FrozenAuthToken
 from yarl import URL
 
@@ -88,10 +89,9 @@ class Upstream:
         endpoint = self.endpoint(request)
         url = endpoint + request.raw_path  # the client's own encoding of model ids / ARNs, as it signed it
         headers = kept_headers(request.headers.items())
-        headers.pop("Accept-Encoding", None)
         try:
             signed = await asyncio.to_thread(self._signed, request.method, url, body, headers, request_region(request))
-        except ValueError as exc:  # e.g. botocore refusing a bearer token over plain HTTP
+        except (ValueError, BotoCoreError) as exc:  # e.g. botocore refusing a bearer token over plain HTTP
             raise BedrockError("InternalServerException", f"The emulator cannot forward to {endpoint}: {exc}") from None
         started = time.monotonic()
         try:
