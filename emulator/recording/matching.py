@@ -30,9 +30,23 @@ def normalized(body: Any, ignore: Iterable[str]) -> Any:
     return walk(body)
 
 
-def same(recorded: Any, sent: Any, ignore: Iterable[str]) -> bool:
+class Sent:
+    """A sent body, normalized once per set of ignored keys: many cassettes compare against one request."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self._normalized: dict[frozenset[str], Any] = {}
+
+    def normalized(self, ignore: frozenset[str]) -> Any:
+        if ignore not in self._normalized:
+            self._normalized[ignore] = normalized(self.value, ignore)
+        return self._normalized[ignore]
+
+
+def same(recorded: Any, sent: Any | Sent, ignore: Iterable[str]) -> bool:
     ignore = frozenset(ignore)
-    return normalized(recorded, ignore) == normalized(sent, ignore)
+    sent = sent if isinstance(sent, Sent) else Sent(sent)
+    return normalized(recorded, ignore) == sent.normalized(ignore)
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -81,21 +81,21 @@ class Recorder:
 
     async def record(self, request: web.Request, operation: str, model_id: str | None, raw: bytes,
                      body: Any) -> web.StreamResponse:
+        """Forward the call (the reply reaches the client as it arrives), then save the exchange."""
         forwarded = await self.upstream.forward(request, raw)
         keys = self.config.redact
+        text = isinstance(body, str)  # a body that is not JSON is kept as text
         cassette = Cassette(
             recorded_at=now_iso(), upstream=forwarded.upstream, ignore=sorted(keys),
-            request=RecordedRequest(operation=operation, model=model_id,
-                                    headers=kept_headers(request.headers.items()),
-                                    body=redact(body, keys), body_text=None if body is not None or not raw
-                                    else raw.decode("utf-8", errors="replace")),
+            request=RecordedRequest(operation=operation, model=model_id, headers=kept_headers(request.headers.items()),
+                                    body=None if text else redact(body, keys), body_text=body if text else None),
             response=forwarded.recorded,
         )
         if keys:
             cassette.response.body = redact(cassette.response.body, keys)
             for event in cassette.response.events or []:
                 event.payload, event.chunk = redact(event.payload, keys), redact(event.chunk, keys)
-        path = cassette.save(self.config.directory, [*VOLATILE, *self.ignore])
+        path = await asyncio.to_thread(cassette.save, self.config.directory, [*VOLATILE, *self.ignore])
         log.info("recorded %s %s -> %s", operation, model_id, path.name)
         replay.report_tokens(cassette.response)
         _note_error(cassette)
@@ -158,7 +158,7 @@ def handler_for(app: web.Application, operation: str, handler: Handler | None) -
         raw = await request.read()
         body = _json_or_text(raw) if raw else None
         if mode == "record":
-            return await recorder.record(request, operation, model_id, raw, body if not isinstance(body, str) else None)
+            return await recorder.record(request, operation, model_id, raw, body)
         loaded = rules.match_recorded(operation, model_id, body)
         if loaded is not None:
             current_active = current()
@@ -167,7 +167,7 @@ def handler_for(app: web.Application, operation: str, handler: Handler | None) -
             _note_error(loaded.cassette)
             return await replay.answer(request, loaded.cassette, recorder.config.speed)
         if mode == "record-missing":
-            return await recorder.record(request, operation, model_id, raw, body if not isinstance(body, str) else None)
+            return await recorder.record(request, operation, model_id, raw, body)
         if mode == "replay":
             raise recorder.unmatched(operation, model_id, body, rules)
         if handler is None:

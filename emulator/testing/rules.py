@@ -44,12 +44,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator,
+                      model_validator)
 
 from ..engine.types import END_TURN, Event, Failed, Finished, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
 from ..protocol.errors import BedrockError
 from ..recording.cassette import Cassette, is_cassette
-from ..recording.matching import VOLATILE, same
+from ..recording.matching import VOLATILE, Sent, normalized
 from ..tooluse import tool_use_id
 from .scope import GeneratingOperation, as_list, describe, error_code, extra_members, model_matches
 
@@ -77,6 +78,7 @@ class Match(_Strict):
     turn: int | None = Field(default=None, ge=1)
     body: Any = None
     ignore: list[str] = Field(default_factory=lambda: list(VOLATILE))
+    _normalized: Any = PrivateAttr(default=None)
 
     _as_list = field_validator("operation", mode="before")(as_list)
 
@@ -96,7 +98,12 @@ class Match(_Strict):
             return False
         if not model_matches(self.model, model_id):
             return False
-        return self.body is None or same(self.body, body, self.ignore)
+        if self.body is None:
+            return True
+        if self._normalized is None:  # the rule's side is normalized once, the request's once per request
+            self._normalized = normalized(self.body, frozenset(self.ignore))
+        sent = body if isinstance(body, Sent) else Sent(body)
+        return self._normalized == sent.normalized(frozenset(self.ignore))
 
     def matches(self, call: "Call", body: Any = None) -> bool:
         if not self.fits(call.operation, call.model_id, body):
@@ -309,6 +316,7 @@ class RuleBook:
 
     def match(self, call: "Call", body: Any = None) -> LoadedRule | None:
         """The first live scripted rule that fits `call`; using it counts against its `times`."""
+        body = Sent(body)
         for loaded in self._all():
             if loaded.cassette is None and not loaded.exhausted and loaded.rule.match.matches(call, body):
                 loaded.used += 1
@@ -318,8 +326,9 @@ class RuleBook:
     def match_recorded(self, operation: str, model_id: str | None, body: Any) -> LoadedRule | None:
         """The cassette that answers this request: of those that fit, the least used (the same request recorded
         twice replays its recordings in order, then keeps answering with them)."""
+        sent = Sent(body)
         fitting = [r for r in self._all() if r.cassette is not None and not r.exhausted
-                   and r.rule.match.fits(operation, model_id, body)]
+                   and r.rule.match.fits(operation, model_id, sent)]
         if not fitting:
             return None
         chosen = min(fitting, key=lambda r: r.used)  # min keeps the first of equals: file order
