@@ -427,6 +427,12 @@ def test_cassettes_load_as_rule_files_with_the_same_matching(recording, tmp_path
         reply = client.converse(modelId=HAIKU, messages=[user("What is the weather and the time in Paris?")],
                                 toolConfig=TOOLS, inferenceConfig={"maxTokens": 64})
         assert plain(reply) == recording["agent"][0]
+        # The admin API takes a cassette as it takes a rule.
+        [stream] = recording["dir"].glob("ConverseStream_*")
+        admin = EmulatorAdmin(srv.url)
+        [added] = admin._call("POST", "/rules", yaml.safe_load(stream.read_text()))["rules"]
+        assert (added["source"], added["match"]["operation"]) == ("api", ["ConverseStream"])
+        assert call_boto3(client, CALLS[1]) == recording["results"]["converse_stream"]
     finally:
         srv.stop()
 

@@ -95,6 +95,7 @@ class _Strict(BaseModel):
 class RecordedRequest(_Strict):
     operation: str
     model: str | None = None
+    labels: dict[str, str] | None = None  # the path's other labels (guardrail id and version, invocation ARN)
     headers: dict[str, str] = Field(default_factory=dict)
     body: Any = None
     body_text: str | None = None  # a body that is not JSON
@@ -260,21 +261,6 @@ _Dumper.add_representer(str, _str)
 
 def dump_yaml(data: dict) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120, default_flow_style=None)
-
-
-def load(path: Path) -> Cassette:
-    """A cassette file; raises ValueError with the file name on anything that does not fit."""
-    from pydantic import ValidationError
-
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        return Cassette.model_validate(data)
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
-        if isinstance(exc, ValidationError):
-            lines = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
-            raise ValueError(f"{path}: not a cassette: {lines}") from None
-        raise ValueError(f"{path}: cannot read cassette: {exc}") from None
 
 
 def is_cassette(data: object) -> bool:

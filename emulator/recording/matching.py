@@ -2,7 +2,7 @@
 
 Volatile fields are named by key and ignored wherever they occur in the body, so an agent's second turn, which
 echoes the first reply's `toolUseId`, matches however the ids were generated. The same comparison serves
-cassettes and scripted rules with a `body` (see `testing.rules.Match`).
+cassettes and scripted rules with a `body` (`testing.rules.Match` uses `normalized` and `Sent`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from collections.abc import Iterable
 from typing import Any
 
 # Keys whose values change from run to run without changing what is asked: tool-call ids in every API's form,
-# request/response ids, timestamps. `--match-ignore KEY` adds more.
-VOLATILE = ("toolUseId", "tool_use_id", "tool_call_id", "id", "requestId", "timestamp", "createdAt", "created_at")
+# request/response ids, SDK idempotency tokens, timestamps. `--match-ignore KEY` adds more.
+VOLATILE = ("toolUseId", "tool_use_id", "tool_call_id", "id", "requestId", "clientRequestToken", "timestamp",
+            "createdAt", "created_at")
 IGNORED = "<ignored>"
 
 
@@ -41,12 +42,6 @@ class Sent:
         if ignore not in self._normalized:
             self._normalized[ignore] = normalized(self.value, ignore)
         return self._normalized[ignore]
-
-
-def same(recorded: Any, sent: Any | Sent, ignore: Iterable[str]) -> bool:
-    ignore = frozenset(ignore)
-    sent = sent if isinstance(sent, Sent) else Sent(sent)
-    return normalized(recorded, ignore) == sent.normalized(ignore)
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -83,8 +78,3 @@ def differences(recorded: Any, sent: Any, ignore: Iterable[str] = (), limit: int
     if len(found) > limit:
         return found[:limit] + [f"and {len(found) - limit} more difference(s)"]
     return found
-
-
-def distance(recorded: Any, sent: Any, ignore: Iterable[str] = ()) -> int:
-    """How many places differ (used to name the closest cassette)."""
-    return len(differences(recorded, sent, ignore, limit=10_000))

@@ -27,7 +27,7 @@ from ..protocol.errors import MODELED, UNMODELED, BedrockError, validation
 from ..testing import TESTKIT, current
 from . import replay
 from .cassette import Cassette, RecordedRequest, kept_headers, now_iso, redact
-from .matching import VOLATILE, distance, differences
+from .matching import VOLATILE, differences
 from .upstream import Upstream
 
 log = logging.getLogger("emulator.recording")
@@ -79,15 +79,18 @@ class Recorder:
         replaying = config.mode in ("replay", "record-missing")
         return app[TESTKIT].rules.use_cassettes(config.directory if replaying else None, self.ignore)
 
-    async def record(self, request: web.Request, operation: str, model_id: str | None, raw: bytes,
+    async def record(self, request: web.Request, operation: str, labels: dict[str, str], raw: bytes,
                      body: Any) -> web.StreamResponse:
         """Forward the call (the reply reaches the client as it arrives), then save the exchange."""
         forwarded = await self.upstream.forward(request, raw)
+        model_id = labels.get("modelId")
+        others = {k: v for k, v in labels.items() if k != "modelId"} or None
         keys = self.config.redact
         text = isinstance(body, str)  # a body that is not JSON is kept as text
         cassette = Cassette(
             recorded_at=now_iso(), upstream=forwarded.upstream, ignore=sorted(keys),
             request=RecordedRequest(operation=operation, model=model_id, headers=kept_headers(request.headers.items()),
+                                    labels=others,
                                     body=None if text else redact(body, keys), body_text=body if text else None),
             response=forwarded.recorded,
         )
@@ -103,30 +106,28 @@ class Recorder:
             request.app[TESTKIT].rules.add_cassette(cassette, path, self.ignore)
         return forwarded.response
 
-    def unmatched(self, operation: str, model_id: str | None, body: Any, rules) -> BedrockError:
-        candidates = [r for r in rules.cassettes()]
-        where = f"in {self.config.directory}" if self.config.directory else "loaded"
+    def unmatched(self, operation: str, labels: dict[str, str], body: Any, rules) -> BedrockError:
+        """The error for a call no cassette answers: the closest cassette, and where the request differs."""
+        model_id = labels.get("modelId")
+        others = {k: v for k, v in labels.items() if k != "modelId"}
+        candidates = rules.cassettes()
         if not candidates:
             return validation(f"No recorded exchange answers this request ({operation}, model {model_id}): there "
-                              f"are no cassettes {where}. Record them with --record or --record-missing.")
+                              f"are no cassettes in {self.config.directory}. Record them with --record or "
+                              "--record-missing.")
 
-        def cost(loaded) -> tuple[int, int]:
-            request = loaded.cassette.request
-            return (int(request.operation != operation) + int(request.model != model_id),
-                    distance(loaded.rule.match.body, body, loaded.rule.match.ignore))
+        def how(loaded) -> list[str]:
+            request, match = loaded.cassette.request, loaded.rule.match
+            found = [f"{name}: recorded {mine}, sent {theirs}" for name, mine, theirs in (
+                ("operation", request.operation, operation), ("model", request.model, model_id),
+                ("path", request.labels or {}, others)) if mine != theirs]
+            return found + differences(match.body, body, match.ignore, limit=10_000)
 
-        closest = min(candidates, key=cost)
-        request = closest.cassette.request
-        how = []
-        if request.operation != operation:
-            how.append(f"operation: recorded {request.operation}, sent {operation}")
-        if request.model != model_id:
-            how.append(f"model: recorded {request.model}, sent {model_id}")
-        how += differences(closest.rule.match.body, body, closest.rule.match.ignore)
-        if not how:
-            how = ["nothing but its `times` limit (it is used up)"]
+        closest = min(candidates, key=lambda loaded: len(how(loaded)))
+        found = how(closest)
+        shown = found[:3] + ([f"and {len(found) - 3} more difference(s)"] if len(found) > 3 else [])
         return validation(f"No recorded exchange matches this request ({operation}, model {model_id}). The closest "
-                          f"cassette is {closest.rule.name}, which differs in: {'; '.join(how)}.")
+                          f"cassette is {closest.rule.name}, which differs in: {'; '.join(shown) or 'nothing'}.")
 
 
 def _note_error(cassette: Cassette) -> None:
@@ -158,8 +159,8 @@ def handler_for(app: web.Application, operation: str, handler: Handler | None) -
         raw = await request.read()
         body = _json_or_text(raw) if raw else None
         if mode == "record":
-            return await recorder.record(request, operation, model_id, raw, body)
-        loaded = rules.match_recorded(operation, model_id, body)
+            return await recorder.record(request, operation, labels, raw, body)
+        loaded = rules.match_recorded(operation, labels, body)
         if loaded is not None:
             current_active = current()
             if current_active is not None:
@@ -167,9 +168,9 @@ def handler_for(app: web.Application, operation: str, handler: Handler | None) -
             _note_error(loaded.cassette)
             return await replay.answer(request, loaded.cassette, recorder.config.speed)
         if mode == "record-missing":
-            return await recorder.record(request, operation, model_id, raw, body)
+            return await recorder.record(request, operation, labels, raw, body)
         if mode == "replay":
-            raise recorder.unmatched(operation, model_id, body, rules)
+            raise recorder.unmatched(operation, labels, body, rules)
         if handler is None:
             raise validation(f"The emulator does not support {operation} yet.")
         return await handler(request, labels)

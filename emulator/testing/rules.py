@@ -117,9 +117,15 @@ class Match(_Strict):
 
 
 class RecordedMatch(Match):
-    """A cassette's match: any Bedrock operation (CountTokens, ApplyGuardrail... replay too)."""
+    """A cassette's match: any Bedrock operation (CountTokens, ApplyGuardrail... replay too), and the path's
+    other labels (a guardrail's id, an async invocation's ARN) besides the model."""
 
     operation: list[str] | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    def fits_request(self, operation: str, labels: dict[str, str], body: Any) -> bool:
+        others = {k: v for k, v in labels.items() if k != "modelId"}
+        return others == self.labels and self.fits(operation, labels.get("modelId"), body)
 
 
 class ToolCall(_Strict):
@@ -204,7 +210,7 @@ def cassette_rule(cassette: Cassette, source: str, ignore: list[str] | tuple[str
     request = cassette.request
     body = request.body if request.body is not None else request.body_text
     match = RecordedMatch(operation=[request.operation], model=None if request.model is None else glob.escape(request.model),
-                          body=body, ignore=sorted({*VOLATILE, *ignore, *cassette.ignore}))
+                          labels=request.labels or {}, body=body, ignore=sorted({*VOLATILE, *ignore, *cassette.ignore}))
     return CassetteRule(Path(source).name, match, cassette)
 
 
@@ -212,9 +218,11 @@ class RuleFile(_Strict):
     rules: list[Rule]
 
 
-def parse_rules(data: object, where: str = "") -> list[Rule]:
-    """`{"rules": [...]}` (a rule file), or a single rule object (handy in admin requests)."""
+def parse_rules(data: object, where: str = "") -> list[Rule | CassetteRule]:
+    """`{"rules": [...]}` (a rule file), a single rule object (handy in admin requests), or a cassette."""
     try:
+        if is_cassette(data):
+            return [cassette_rule(Cassette.model_validate(data), where or "api")]
         if isinstance(data, dict) and "rules" in data:
             return RuleFile.model_validate(data).rules
         return [Rule.model_validate(data)]
@@ -323,12 +331,12 @@ class RuleBook:
                 return loaded
         return None
 
-    def match_recorded(self, operation: str, model_id: str | None, body: Any) -> LoadedRule | None:
+    def match_recorded(self, operation: str, labels: dict[str, str], body: Any) -> LoadedRule | None:
         """The cassette that answers this request: of those that fit, the least used (the same request recorded
         twice replays its recordings in order, then keeps answering with them)."""
         sent = Sent(body)
         fitting = [r for r in self._all() if r.cassette is not None and not r.exhausted
-                   and r.rule.match.fits(operation, model_id, sent)]
+                   and r.rule.match.fits_request(operation, labels, sent)]
         if not fitting:
             return None
         chosen = min(fitting, key=lambda r: r.used)  # min keeps the first of equals: file order
