@@ -1,46 +1,36 @@
 """Record Bedrock traffic through the emulator, then replay it offline: boto3 and the JS SDK see the same bytes.
 
-The upstream is a small loopback server that checks each call's SigV4 signature with botocore against the
-recorder's own credentials (the client signs with other keys, so a pass proves re-signing) and relays it to the
-session's emulator. The recorder and the replayer are emulators started with `--record` / `--replay` settings.
+The upstream is a second emulator started with `--auth-keys` holding only the recorder's credentials (key, secret
+and session token): the clients sign with other keys, so every accepted call proves the recorder re-signed it
+with its own. The recorder and the replayer are emulators started with `--record` / `--replay` settings.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
 import shutil
 import subprocess
-import threading
 import time
 from pathlib import Path
 
-import aiohttp
-import boto3
 import pytest
 import yaml
-from aiohttp import web
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.config import Config
-from botocore.credentials import Credentials
 from botocore.eventstream import EventStream
 from botocore.exceptions import EventStreamError
-from yarl import URL
 
+from conftest import HAIKU, make_client, raw_request, user
 from emulator.admin_client import EmulatorAdmin
 from emulator.app import Settings
+from emulator.engine.sources import default_cache_dir
+from emulator.protocol.access import AccessConfig
 from emulator.recording.mode import RecordingConfig
 from emulator.server import BackgroundServer
 from emulator.testing import TestKitConfig
 from emulator.testing.rules import RuleBook
 
-from conftest import HAIKU, make_client, raw_request, user
-
 pytest_plugins = ["pytester"]
-from emulator.engine.sources import default_cache_dir
 
 RECORDER_KEY = "AKIDRECORDERKEY00001"
 RECORDER_SECRET = "recorder-secret-never-written"
@@ -77,86 +67,24 @@ AGENT_RULES = [
 ]
 
 
-# --- a loopback upstream that checks signatures with botocore --------------------------------------------
+# --- upstreams that accept only the recorder's credentials ----------------------------------------------
 
-class VerifyingUpstream:
-    """Accepts only calls signed with the recorder's credentials (botocore recomputes each signature), then relays
-    them to `target`, streams chunk by chunk."""
+def keys_file(directory: Path) -> Path:
+    path = directory / "auth-keys.ini"
+    path.write_text(f"[recorder]\naws_access_key_id = {RECORDER_KEY}\naws_secret_access_key = {RECORDER_SECRET}\n"
+                    f"aws_session_token = {RECORDER_TOKEN}\n")
+    return path
 
-    def __init__(self, target: str) -> None:
-        self.target = target
-        self.accepted: list[dict] = []
-        self.rejected: list[str] = []
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self.url = ""
 
-    def start(self) -> "VerifyingUpstream":
-        self._thread.start()
+def checked_upstream(directory: Path, replay: Path | None = None) -> BackgroundServer:
+    """An emulator verifying SigV4 against the recorder's keys: the local model answers, or cassettes (`replay`)."""
+    recording = RecordingConfig(mode="replay", directory=replay) if replay else RecordingConfig()
+    return BackgroundServer(Settings(access=AccessConfig(auth_keys_path=keys_file(directory)),
+                                     recording=recording)).start()
 
-        async def boot() -> None:
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", self._handle)
-            self._runner = web.AppRunner(app)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-            self._session = aiohttp.ClientSession()
 
-        asyncio.run_coroutine_threadsafe(boot(), self._loop).result()
-        return self
-
-    def stop(self) -> None:
-        async def down() -> None:
-            await self._session.close()
-            await self._runner.cleanup()
-
-        asyncio.run_coroutine_threadsafe(down(), self._loop).result()
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    def _check(self, request: web.Request, body: bytes) -> str | None:
-        found = re.match(r"AWS4-HMAC-SHA256 Credential=([^/]+)/\d{8}/([^/]+)/bedrock/aws4_request, "
-                         r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$", request.headers.get("Authorization", ""))
-        if not found:
-            return "no SigV4 Authorization header"
-        key, region, signed, signature = found.groups()
-        if key != RECORDER_KEY:
-            return f"signed with {key}, not the recorder's key"
-        headers = {name: request.headers[name] for name in signed.split(";")}
-        aws = AWSRequest(method=request.method, url=f"http://{request.host}{request.raw_path}", data=body,
-                         headers=headers)
-        aws.context["timestamp"] = request.headers["X-Amz-Date"]
-        auth = SigV4Auth(Credentials(RECORDER_KEY, RECORDER_SECRET, RECORDER_TOKEN), "bedrock", region)
-        expected = auth.signature(auth.string_to_sign(aws, auth.canonical_request(aws)), aws)
-        if expected != signature:
-            return "signature mismatch"
-        if "x-amz-security-token" not in signed.split(";"):
-            return "the session token was not signed"
-        return None
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        problem = self._check(request, body)
-        if problem:
-            self.rejected.append(problem)
-            return web.json_response({"message": problem}, status=403,
-                                     headers={"x-amzn-ErrorType": "InvalidSignatureException"})
-        self.accepted.append({"path": request.raw_path, "token": request.headers.get("X-Amz-Security-Token")})
-        passed = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "accept")}
-        async with self._session.request(request.method, URL(self.target + request.raw_path, encoded=True),
-                                         data=body, headers=passed) as upstream:
-            headers = {k: v for k, v in upstream.headers.items()
-                       if k.lower() in ("content-type", "x-amzn-errortype", "x-amzn-requestid")
-                       or k.lower().startswith("x-amzn-bedrock-")}
-            reply = web.StreamResponse(status=upstream.status, headers=headers)
-            reply.enable_chunked_encoding()
-            await reply.prepare(request)
-            async for data in upstream.content.iter_any():
-                await reply.write(data)
-            await reply.write_eof()
-            return reply
+def calls_answered(upstream: BackgroundServer) -> list[dict]:
+    return [e for e in EmulatorAdmin(upstream.url).invocations() if e["error"] is None or e["status"] < 403]
 
 
 # --- driving calls the same way when recording and when replaying -------------------------------------
@@ -237,25 +165,24 @@ def recorder_credentials():
 
 
 @pytest.fixture(scope="module")
-def recording(server, recorder_credentials, tmp_path_factory):
-    """Record every call once against the verifying upstream, then stop the upstream and the recorder."""
+def recording(recorder_credentials, tmp_path_factory):
+    """Record every call once through a recorder in front of a checking upstream, then stop both."""
     directory = tmp_path_factory.mktemp("cassettes")
-    upstream = VerifyingUpstream(server.url).start()
-    target = EmulatorAdmin(server.url)
-    target.reset()
+    upstream = checked_upstream(tmp_path_factory.mktemp("upstream"))
     recorder = BackgroundServer(Settings(recording=RecordingConfig(
         mode="record", directory=directory, upstream=upstream.url))).start()
     try:
         client = make_client(recorder.url)
         results = {call["name"]: call_boto3(client, call) for call in CALLS}
-        target.add_rules(AGENT_RULES)
+        EmulatorAdmin(upstream.url).add_rules(AGENT_RULES)
         agent = agent_loop(client)
+        direct = call_boto3(make_client(upstream.url), CALLS[0])  # the client's own keys, straight to the upstream
+        answered = calls_answered(upstream)
         log = EmulatorAdmin(recorder.url).invocations()
     finally:
-        target.reset()
         recorder.stop()
         upstream.stop()
-    return {"dir": directory, "results": results, "agent": agent, "upstream": upstream, "log": log}
+    return {"dir": directory, "results": results, "agent": agent, "direct": direct, "answered": answered, "log": log}
 
 
 @pytest.fixture(scope="module")
@@ -276,10 +203,10 @@ def replay_admin(replayer):
 # --- recording --------------------------------------------------------------------------------------
 
 def test_every_call_reached_the_upstream_re_signed_with_the_recorders_own_credentials(recording):
-    upstream = recording["upstream"]
-    assert upstream.rejected == []
-    assert len(upstream.accepted) == len(CALLS) + 3  # six calls and three agent turns
-    assert {a["token"] for a in upstream.accepted} == {RECORDER_TOKEN}
+    assert recording["direct"]["error"] == {"name": "UnrecognizedClientException", "status": 403,
+                                            "message": "The security token included in the request is invalid."}
+    assert len(recording["answered"]) == len(CALLS) + 3  # six calls (one answered with an error) and three turns
+    assert [e["operation"] for e in recording["answered"][:len(CALLS)]] == [c["op"] for c in CALLS]
 
 
 def test_one_readable_cassette_per_exchange_named_by_operation_model_and_hash(recording):
@@ -459,11 +386,11 @@ def test_named(bedrock_cassette, bedrock_client):
 '''
 
 
-def test_the_bedrock_cassette_fixture_records_once_then_replays(recording, replayer, pytester, recorder_credentials):
-    """The inner tests record through a plugin-driven emulator (upstream: a verifying proxy in front of the
-    replayer, which stands in for Bedrock); with the proxy stopped, the second run replays the same answers."""
+def test_the_bedrock_cassette_fixture_records_once_then_replays(recording, pytester, recorder_credentials, tmp_path):
+    """The inner tests record through a plugin-driven emulator (upstream: a checking emulator replaying this
+    module's recordings, standing in for Bedrock); with that upstream stopped, the second run replays."""
     pytester.makepyfile(test_inner=INNER_TESTS)
-    upstream = VerifyingUpstream(replayer.url).start()
+    upstream = checked_upstream(tmp_path, replay=recording["dir"])
     emulator = BackgroundServer(Settings(recording=RecordingConfig(mode="replay", directory=pytester.path / "none"))).start()
     args = ["-p", "no:cacheprovider", "-s", "-rs", "--bedrock-emulator-url", emulator.url]
     try:
@@ -473,7 +400,7 @@ def test_the_bedrock_cassette_fixture_records_once_then_replays(recording, repla
         first = pytester.runpytest_subprocess(*args, "--bedrock-record=new", "--bedrock-upstream", upstream.url,
                                               timeout=300)
         first.assert_outcomes(passed=2)
-        assert len(upstream.accepted) == 2 and upstream.rejected == []
+        assert [e["operation"] for e in calls_answered(upstream)] == ["Converse", "CountTokens"]
         upstream.stop()
         second = pytester.runpytest_subprocess(*args, timeout=300)
         second.assert_outcomes(passed=2)
@@ -490,26 +417,31 @@ def test_the_bedrock_cassette_fixture_records_once_then_replays(recording, repla
         "cassettes/test_inner/test_named/CountTokens_anthropic.claude-3-haiku-20240307-v1-0"]
 
 
-def test_record_missing_forwards_only_what_no_cassette_matches_and_redacts(recording, server, tmp_path):
-    directory = tmp_path / "cassettes"
+def test_record_missing_forwards_only_what_no_cassette_matches_and_redacts(recording, tmp_path):
+    """The upstream answers from a cassette edited by hand (a system prompt and another reply): editing works too."""
+    directory, edited = tmp_path / "cassettes", tmp_path / "edited"
     shutil.copytree(recording["dir"], directory)
-    upstream = VerifyingUpstream(server.url).start()
-    target = EmulatorAdmin(server.url)
-    target.script("Hello from upstream", contains="Say hello")
+    edited.mkdir()
+    [source] = [p for p in recording["dir"].glob("Converse_*") if "Say hello" in p.read_text()
+                and "nonexistent" not in p.read_text()]
+    cassette = yaml.safe_load(source.read_text())
+    cassette["request"]["body"]["system"] = [{"text": "the private system prompt"}]
+    cassette["response"]["body"]["output"]["message"]["content"] = [{"text": "Hello from upstream"}]
+    (edited / "hand-edited.yaml").write_text(yaml.safe_dump(cassette))
+    upstream = checked_upstream(tmp_path, replay=edited)
     srv = BackgroundServer(Settings(recording=RecordingConfig(
         mode="record-missing", directory=directory, upstream=upstream.url, redact=["system"]))).start()
     try:
         client = make_client(srv.url)
         assert call_boto3(client, CALLS[0]) == recording["results"]["converse"]  # replayed: not forwarded
-        assert upstream.accepted == []
+        assert calls_answered(upstream) == []
         new = {**CALLS[0]["params"], "system": [{"text": "the private system prompt"}]}
         first = plain(client.converse(**new))
         assert first["output"]["message"]["content"] == [{"text": "Hello from upstream"}]
-        assert len(upstream.accepted) == 1
+        assert len(calls_answered(upstream)) == 1
         again = plain(client.converse(**{**new, "system": [{"text": "another private prompt"}]}))  # redacted: ignored
-        assert len(upstream.accepted) == 1 and again == first
+        assert len(calls_answered(upstream)) == 1 and again == first
     finally:
-        target.reset()
         srv.stop()
         upstream.stop()
     [written] = set(p.name for p in directory.iterdir()) - set(p.name for p in recording["dir"].iterdir())
