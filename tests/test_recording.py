@@ -21,7 +21,7 @@ from botocore.eventstream import EventStream
 from botocore.exceptions import EventStreamError
 
 from conftest import HAIKU, make_client, raw_request, user
-from emulator.admin_client import EmulatorAdmin
+from emulator.admin_client import AdminError, EmulatorAdmin
 from emulator.app import Settings
 from emulator.engine.sources import default_cache_dir
 from emulator.protocol.access import AccessConfig
@@ -461,3 +461,19 @@ def test_a_bearer_token_is_never_sent_over_plain_http(recorder_credentials, tmp_
     assert json.loads(reply.body) == {"message": "The emulator cannot forward to http://127.0.0.1:9: Invalid endpoint "
                                                  "configuration: Bearer authorization requires an HTTPS endpoint."}
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("settings, problem", [
+    ({"mode": "play"}, "`mode` is off, record, replay or record-missing"),
+    ({"mode": "replay"}, "recording mode replay needs a cassette directory"),
+    ({"mode": "off", "speed": -1}, "the replay speed is 0 (at once) or a positive factor"),
+    ({"mode": "off", "upstream": "file:///etc"}, "the upstream is an http(s)://host[:port] URL, not 'file:///etc'"),
+    ({"mode": "off", "ignore": "toolUseId"}, "`ignore` is a list of body keys"),
+    ({"mode": "off", "speeds": 1}, "unknown field(s) speeds"),
+])
+def test_recording_settings_are_checked_and_a_refusal_changes_nothing(replayer, replay_admin, settings, problem):
+    before = replay_admin.recording()
+    with pytest.raises(AdminError) as caught:
+        replay_admin._call("PUT", "/recording", settings)
+    assert (caught.value.status, caught.value.message) == (400, f"Invalid recording settings: {problem}")
+    assert replay_admin.recording() == before

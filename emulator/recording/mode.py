@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from ..api.common import json_response
 from ..protocol.errors import MODELED, UNMODELED, BedrockError, validation
 from ..testing import TESTKIT, current
 from . import replay
@@ -49,10 +51,17 @@ class RecordingConfig:
     redact: list[str] = field(default_factory=list)  # body keys whose values are never written
 
     def check(self) -> None:
+        if self.mode not in ("off", "record", "replay", "record-missing"):
+            raise ValueError("`mode` is off, record, replay or record-missing")
         if self.mode != "off" and self.directory is None:
             raise ValueError(f"recording mode {self.mode} needs a cassette directory")
-        if self.speed < 0:
+        if not isinstance(self.speed, (int, float)) or isinstance(self.speed, bool) or self.speed < 0:
             raise ValueError("the replay speed is 0 (at once) or a positive factor")
+        if self.upstream is not None and not re.match(r"https?://[^/?#]+/?$", str(self.upstream)):
+            raise ValueError(f"the upstream is an http(s)://host[:port] URL, not {self.upstream!r}")
+        for name, keys in (("ignore", self.ignore), ("redact", self.redact)):
+            if not isinstance(keys, list) or not all(isinstance(key, str) and key for key in keys):
+                raise ValueError(f"`{name}` is a list of body keys")
 
     def view(self) -> dict:
         return {"mode": self.mode, "directory": None if self.directory is None else str(self.directory),
@@ -70,14 +79,16 @@ class Recorder:
         return sorted({*self.config.ignore, *self.config.redact})
 
     def configure(self, app: web.Application, config: RecordingConfig) -> int:
-        """Switch mode (and directory); returns how many cassettes now answer."""
+        """Switch mode (and directory); returns how many cassettes now answer. Nothing changes if it raises."""
         config.check()
+        replaying = config.mode in ("replay", "record-missing")
+        count = app[TESTKIT].rules.use_cassettes(config.directory if replaying else None,
+                                                 sorted({*config.ignore, *config.redact}))
         if config.upstream != self.config.upstream:
             old, self.upstream = self.upstream, Upstream(config.upstream)
             asyncio.get_running_loop().create_task(old.close())  # only ever changed by the admin endpoint
         self.config = config
-        replaying = config.mode in ("replay", "record-missing")
-        return app[TESTKIT].rules.use_cassettes(config.directory if replaying else None, self.ignore)
+        return count
 
     async def record(self, request: web.Request, operation: str, labels: dict[str, str], raw: bytes,
                      body: Any) -> web.StreamResponse:
@@ -155,7 +166,6 @@ def handler_for(app: web.Application, operation: str, handler: Handler | None) -
             if handler is None:
                 raise validation(f"The emulator does not support {operation} yet.")
             return await handler(request, labels)
-        model_id = labels.get("modelId")
         raw = await request.read()
         body = _json_or_text(raw) if raw else None
         if mode == "record":
@@ -188,7 +198,7 @@ def _json_or_text(raw: bytes) -> Any:
 
 async def get_recording(request: web.Request) -> web.Response:
     recorder = request.app[RECORDER]
-    return web.json_response({**recorder.config.view(), "cassettes": len(request.app[TESTKIT].rules.cassettes())})
+    return json_response({**recorder.config.view(), "cassettes": len(request.app[TESTKIT].rules.cassettes())})
 
 
 async def put_recording(request: web.Request) -> web.Response:
@@ -200,17 +210,16 @@ async def put_recording(request: web.Request) -> web.Response:
         unknown = set(data) - set(RecordingConfig().view())
         if unknown:
             raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}")
-        mode = data.get("mode", "off")
-        if mode not in ("off", "record", "replay", "record-missing"):
-            raise ValueError("`mode` is off, record, replay or record-missing")
         directory = data.get("directory")
-        config = RecordingConfig(mode=mode, directory=Path(directory) if directory else None,
-                                 upstream=data.get("upstream"), speed=float(data.get("speed") or 0),
-                                 ignore=list(data.get("ignore") or []), redact=list(data.get("redact") or []))
+        if directory is not None and not isinstance(directory, str):
+            raise ValueError("`directory` is a path on the emulator's disk")
+        config = RecordingConfig(mode=data.get("mode", "off"), directory=Path(directory) if directory else None,
+                                 upstream=data.get("upstream"), speed=data.get("speed", 0),
+                                 ignore=data.get("ignore", []), redact=data.get("redact", []))
         count = request.app[RECORDER].configure(request.app, config)
-    except (ValueError, TypeError) as exc:
+    except ValueError as exc:  # includes a cassette that does not load (RuleError)
         raise validation(f"Invalid recording settings: {exc}") from None
-    return web.json_response({**config.view(), "cassettes": count})
+    return json_response({**config.view(), "cassettes": count})
 
 
 def install(app: web.Application, config: RecordingConfig | None) -> Recorder:
