@@ -26,7 +26,7 @@ from botocore.tokens import FrozenAuthToken
 from yarl import URL
 
 from ..protocol.errors import BedrockError
-from ..protocol.identity import request_region
+from ..protocol.identity import DEFAULT_REGION, request_region
 from ..protocol.streaming import STREAM_TAP
 from .cassette import EVENT_STREAM, RecordedEvent, RecordedResponse, StreamDecoder, kept_headers, parsed
 
@@ -54,9 +54,15 @@ class Upstream:
         self._credentials = None
         self._client: aiohttp.ClientSession | None = None
 
+    def region(self, request: web.Request) -> str:
+        """The region the client signed for; for a bearer-token client, this process's own (AWS_REGION, profile)."""
+        if "Credential=" in request.headers.get("Authorization", ""):
+            return request_region(request)
+        return self._botocore.get_config_variable("region") or DEFAULT_REGION
+
     def endpoint(self, request: web.Request) -> str:
-        """`--upstream`, else the real endpoint of the region the client signed for."""
-        return self.url or default_endpoint(request_region(request))
+        """`--upstream`, else the real endpoint of the request's region."""
+        return self.url or default_endpoint(self.region(request))
 
     def _signed(self, method: str, url: str, body: bytes, headers: dict[str, str], region: str) -> dict[str, str]:
         """The headers to send, signed (runs in a thread: the credential chain may reach SSO or an instance role)."""
@@ -90,7 +96,7 @@ class Upstream:
         url = endpoint + request.raw_path  # the client's own encoding of model ids / ARNs, as it signed it
         headers = kept_headers(request.headers.items())
         try:
-            signed = await asyncio.to_thread(self._signed, request.method, url, body, headers, request_region(request))
+            signed = await asyncio.to_thread(self._signed, request.method, url, body, headers, self.region(request))
         except (ValueError, BotoCoreError) as exc:  # e.g. botocore refusing a bearer token over plain HTTP
             raise BedrockError("InternalServerException", f"The emulator cannot forward to {endpoint}: {exc}") from None
         started = time.monotonic()
