@@ -29,14 +29,49 @@ class LocalModel(BaseModel):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
 
 
+class KnownModel(BaseModel):
+    """One model id Bedrock serves, with AWS's documented limits (`models/bedrock-models.yaml`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    family: str
+    max_output_tokens: int | None = Field(ge=1)
+    context_window: int = Field(ge=1)
+    streaming: bool
+    tools: list[Literal["auto", "any", "tool"]]
+    input: list[Literal["image", "document", "video", "audio"]]
+    profiles: list[Literal["us", "us-gov", "eu", "apac", "jp", "au", "ca", "global"]]
+    source: str
+
+
+class KnownModelsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sources: dict[str, str]
+    models: list[KnownModel]
+
+    @model_validator(mode="after")
+    def _sourced(self) -> "KnownModelsFile":
+        for model in self.models:
+            if model.source not in self.sources:
+                raise ValueError(f"model {model.id!r} cites unknown source {model.source!r}")
+        ids = [m.id for m in self.models]
+        if len(set(ids)) != len(ids):
+            raise ValueError("model ids must be unique")
+        return self
+
+
+DEFAULT_MAX_OUTPUT_TOKENS = 4096  # for ids Bedrock does not know (user rules, resource ARNs) that name no limit
+
+
 class Entry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     match: str | None = None
     id: str | None = None
-    family: str
+    family: str | None = None  # None: the family Bedrock's catalogue gives the id
     local: str | None = None
-    max_output_tokens: int = Field(default=4096, ge=1)
+    max_output_tokens: int | None = Field(default=None, ge=1)  # None: Bedrock's limit for the id
     defaults: dict[str, float | int] = Field(default_factory=dict)
+    known: KnownModel | None = Field(default=None, exclude=True)  # filled in by `Catalog.lookup`
 
     @model_validator(mode="after")
     def _one_selector(self) -> "Entry":
@@ -47,6 +82,9 @@ class Entry(BaseModel):
 
 class CatalogFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    # Bedrock's own model list (a path relative to this file, or a file of the bundled `models/`). With it,
+    # `match` globs only ever match ids in that list; an `id` rule still answers any id it names.
+    bedrock_models: str | None = None
     local_models: dict[str, LocalModel] = Field(default_factory=dict)
     models: list[Entry]
 
@@ -81,32 +119,58 @@ def base_model_id(model_id: str) -> str:
     return _PROFILE_PREFIX.sub("", model_id, count=1) if _PROFILE_PREFIX.match(model_id) else model_id
 
 
+def _read(path: Path, schema: type[BaseModel], what: str) -> BaseModel:
+    try:
+        return schema.model_validate(yaml.safe_load(path.read_text()))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SystemExit(f"cannot read {what} {path}: {exc}") from None
+    except ValidationError as exc:
+        raise SystemExit(f"invalid {what} {path}:\n{exc}") from None
+
+
+def load_known_models(path: Path | None = None) -> KnownModelsFile:
+    """Bedrock's model list (the bundled `models/bedrock-models.yaml` by default)."""
+    return _read(path or bundled_model_file("bedrock-models.yaml"), KnownModelsFile, "Bedrock model list")
+
+
 class Catalog:
-    def __init__(self, spec: CatalogFile, source: Path | None = None) -> None:
+    def __init__(self, spec: CatalogFile, source: Path | None = None, known: KnownModelsFile | None = None) -> None:
         self.spec = spec
         self.source = source
+        self.known: dict[str, KnownModel] | None = {m.id: m for m in known.models} if known else None
+        self._resolved: dict[str, Entry] = {}
 
     @classmethod
     def load(cls, path: Path | None = None) -> "Catalog":
         path = path or default_catalog_path()
-        try:
-            raw = yaml.safe_load(path.read_text())
-            return cls(CatalogFile.model_validate(raw), path)
-        except (OSError, yaml.YAMLError) as exc:
-            raise SystemExit(f"cannot read model catalog {path}: {exc}") from None
-        except ValidationError as exc:
-            raise SystemExit(f"invalid model catalog {path}:\n{exc}") from None
+        spec = _read(path, CatalogFile, "model catalog")
+        known = None
+        if spec.bedrock_models is not None:
+            beside = path.parent / spec.bedrock_models
+            known = load_known_models(beside if beside.exists() else bundled_model_file(spec.bedrock_models))
+        return cls(spec, path, known)
 
     def lookup(self, model_id: str) -> Entry:
-        """The rule for a model id, or the error Bedrock gives for an id it does not know."""
+        """The rule for a model id, completed with Bedrock's family and limits for that id, or the error Bedrock
+        gives for an id it does not know."""
+        cached = self._resolved.get(model_id)
+        if cached is not None:
+            return cached
         base = base_model_id(model_id)
-        for entry in self.spec.models:
-            if entry.id is not None and entry.id in (model_id, base):
-                return entry
-        for entry in self.spec.models:
-            if entry.match is not None and fnmatch.fnmatchcase(base, entry.match):
-                return entry
-        raise validation("The provided model identifier is invalid.")
+        known = self.known.get(base) if self.known is not None else None
+        found = next((e for e in self.spec.models if e.id is not None and e.id in (model_id, base)), None)
+        if found is None and (known is not None or self.known is None or "/" in base):
+            found = next((e for e in self.spec.models if e.match is not None and fnmatch.fnmatchcase(base, e.match)), None)
+        if found is None:
+            raise validation("The provided model identifier is invalid.")
+        family = found.family or (known.family if known else None)
+        if family is None:
+            raise validation(f"The model catalog rule for {base} names no family, and Bedrock has no model {base}.")
+        limit = found.max_output_tokens or (known.max_output_tokens if known else None) or DEFAULT_MAX_OUTPUT_TOKENS
+        entry = found.model_copy(update={"family": family, "max_output_tokens": limit, "known": known})
+        if len(self._resolved) < 4096:  # ids are caller input: keep the memo bounded
+            self._resolved[model_id] = entry
+        return entry
 
     def local(self, entry: Entry) -> LocalModel | None:
         return self.spec.local_models.get(entry.local) if entry.local else None

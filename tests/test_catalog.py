@@ -59,8 +59,10 @@ def test_profiles_and_arns_resolve_to_the_base_models_rule(client, model_id):
     assert limit_error(client, model_id, 4097) == over_limit(4096)
 
 
-def test_a_different_model_of_the_same_provider_gets_its_own_rule(client):
-    assert limit_error(client, "us.anthropic.claude-sonnet-4-20250514-v1:0", 8193) == over_limit(8192)
+def test_a_different_model_of_the_same_provider_gets_its_own_limit(client):
+    # Bedrock's own limits (models/bedrock-models.yaml): Claude Sonnet 4 writes up to 64,000 tokens, Opus 4.1 32,000.
+    assert limit_error(client, "us.anthropic.claude-sonnet-4-20250514-v1:0", 64001) == over_limit(64000)
+    assert limit_error(client, "us.anthropic.claude-opus-4-1-20250805-v1:0", 32001) == over_limit(32000)
 
 
 @pytest.mark.parametrize(("model_id", "native_stop_reason"), RESOURCE_ARNS.items())
@@ -127,6 +129,41 @@ def test_a_users_catalog_maps_exact_ids_and_patterns(tmp_path):
     assert catalog.lookup("us.acme.exact-model-v1:0").max_output_tokens == 100
     assert catalog.lookup("arn:aws:bedrock:us-east-1::foundation-model/acme.other-v2").max_output_tokens == 200
     assert catalog.local(catalog.lookup("acme.other-v2")).path == "/models/my-hf-folder"
+    assert catalog.lookup("acme.other-v2").family == "llama"
     with pytest.raises(BedrockError) as caught:
         catalog.lookup("/models/my-hf-folder")
     assert caught.value.message == "The provided model identifier is invalid."
+
+
+def test_with_bedrocks_list_globs_match_only_real_ids_and_id_rules_any(tmp_path):
+    catalog_file = tmp_path / "catalog.yaml"
+    catalog_file.write_text(
+        "bedrock_models: bedrock-models.yaml\n"  # not beside this file: the bundled list
+        "local_models:\n"
+        "  mine: {kind: text, path: /models/my-hf-folder}\n"
+        "models:\n"
+        "  - {id: 'acme.exact-model-v1:0', family: llama, local: mine}\n"
+        "  - {match: 'anthropic.*', local: mine}\n"
+    )
+    catalog = Catalog.load(catalog_file)
+    entry = catalog.lookup("eu.anthropic.claude-3-7-sonnet-20250219-v1:0")
+    assert (entry.family, entry.max_output_tokens, entry.local) == ("anthropic", 64000, "mine")
+    assert (catalog.lookup("acme.exact-model-v1:0").family, catalog.lookup("acme.exact-model-v1:0").max_output_tokens) == (
+        "llama", 4096)
+    for unknown in ("anthropic.claude-9-v1:0", "meta.llama3-8b-instruct-v1:0"):  # not real / no rule
+        with pytest.raises(BedrockError) as caught:
+            catalog.lookup(unknown)
+        assert caught.value.message == "The provided model identifier is invalid."
+
+
+def test_a_bedrock_list_entry_without_a_source_is_refused(tmp_path):
+    (tmp_path / "bedrock-models.yaml").write_text(
+        "sources: {aws: https://docs.aws.amazon.com/bedrock/}\n"
+        "models:\n"
+        "  - {id: a.b-v1, family: llama, max_output_tokens: 10, context_window: 100, streaming: true, tools: [],"
+        " input: [], profiles: [], source: nowhere}\n"
+    )
+    (tmp_path / "catalog.yaml").write_text("bedrock_models: bedrock-models.yaml\nmodels: []\n")
+    with pytest.raises(SystemExit) as caught:
+        Catalog.load(tmp_path / "catalog.yaml")
+    assert "cites unknown source 'nowhere'" in str(caught.value)
