@@ -26,6 +26,7 @@ import torch
 
 from . import sampling
 from .detok import IncrementalDetokenizer
+from .loopguard import LoopGuard
 from .stops import StopMatcher
 from .text_model import TextModel
 from .types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Event, Failed, Finished, GenerationRequest, TextDelta
@@ -47,15 +48,18 @@ class _Sequence:
         self.budget = min(request.params.max_new_tokens, model.context_length - len(request.prompt_ids))
         self.detok = IncrementalDetokenizer(model.tokenizer)
         self.stops = StopMatcher(request.params.stop_sequences)
+        # Free text only: constrained output (a tool's JSON input) ends by its grammar, never mid-way.
+        self.loops = LoopGuard() if request.params.natural_end and request.constraint is None else None
         self.generator = sampling.make_generator(request.params, model.device)
         self.text: list[str] = []
+        self.silent = request.params.require_text  # no non-blank text yet, and end-of-text may not come first
         self.started = time.monotonic()
         self.first_token_ms: int | None = None
 
     @property
     def plain_greedy(self) -> bool:
         """Its token is the batch-wide argmax (no per-sequence work before the choice)."""
-        return self.request.params.greedy and self.request.constraint is None
+        return self.request.params.greedy and self.request.constraint is None and not self.silent
 
     def emit(self, text: str) -> None:
         if text:
@@ -149,6 +153,9 @@ class Scheduler:
         constraint = seq.request.constraint
         if constraint is not None:
             logits = constraint.mask_logits(logits)
+        if seq.silent:
+            logits = logits.clone()
+            logits[list(self._model.eos_ids)] = float("-inf")
         token = sampling.choose(logits, seq.request.params, seq.generator)
         if constraint is not None:
             constraint.advance(token)
@@ -164,7 +171,10 @@ class Scheduler:
             return False
         seq.generated += 1
         seq.next_token = token
-        safe, stop = seq.stops.feed(seq.detok.push(token))
+        piece = seq.detok.push(token)
+        if seq.silent and piece.strip():
+            seq.silent = False
+        safe, stop = seq.stops.feed(piece)
         seq.emit(safe)
         if stop is not None:
             seq.finish(STOP_SEQUENCE, stop)
@@ -173,8 +183,12 @@ class Scheduler:
         if constraint is not None and constraint.is_complete():
             seq.finish(END_TURN)
             return False
-        if seq.generated >= seq.request.params.max_new_tokens:
-            seq.finish(MAX_TOKENS)
+        if seq.loops is not None and seq.loops.feed(piece):
+            seq.finish(END_TURN)  # HEURISTIC natural ending: see loopguard.py
+            return False
+        params = seq.request.params
+        if seq.generated >= params.max_new_tokens:
+            seq.finish(END_TURN if params.fallback_budget and constraint is None else MAX_TOKENS)
             return False
         if seq.generated >= seq.budget:
             seq.finish(CONTEXT_EXCEEDED)

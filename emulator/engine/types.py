@@ -22,6 +22,12 @@ class SamplingParams:
     top_k: int = 0  # 0 disables top-k filtering
     stop_sequences: tuple[str, ...] = ()
     seed: int | None = None
+    # The request set no token limit: a degenerate loop ends the turn with end_turn (engine/loopguard.py), and
+    # `fallback_budget` says max_new_tokens is the emulator's fallback budget, whose end is also an end_turn.
+    natural_end: bool = False
+    fallback_budget: bool = False
+    # A completion that must say something: end-of-text is not chosen before the first non-blank text.
+    require_text: bool = False
 
     @property
     def greedy(self) -> bool:

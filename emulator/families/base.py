@@ -7,6 +7,7 @@ family's parameters, defaults and ranges.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -114,6 +115,8 @@ class TextFamily(Family):
     max_stop_sequences: int | None = None
     # Converse stop reason -> the family's native name.
     stop_reasons: dict[str, str] = {}
+    # Completion-style bodies: the real model always continues a prompt, so end-of-text first is not an answer.
+    completes_text = False
 
     def converse_native(self, inference_config: dict, additional: dict | None) -> dict:
         """The sampling part of the native body Bedrock builds from a Converse request."""
@@ -180,9 +183,14 @@ class TextFamily(Family):
         """
         body = self.canonical(body)
         schema.check(self.schema, body, require=False)
+        asked = dig(body, self.knobs.max_tokens) if self.knobs.max_tokens else _MISSING
+        natural_end = asked is _MISSING or asked is None
         max_tokens = self._number(body, "max_tokens", True, entry)
+        fallback = False
         if max_tokens is None:
             max_tokens = entry.max_output_tokens
+            fallback = max_tokens > natural_budget()
+            max_tokens = min(max_tokens, natural_budget())
         if max_tokens < 1:
             raise malformed_native(f"#/{'/'.join(self.knobs.max_tokens or ())}: {max_tokens} is not greater or equal to 1")
         if max_tokens > entry.max_output_tokens:
@@ -210,6 +218,8 @@ class TextFamily(Family):
             top_k=0 if top_k is None else int(top_k),
             stop_sequences=tuple(stops),
             seed=int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else None,
+            natural_end=natural_end,
+            fallback_budget=fallback,
         )
 
     def native_stop_reason(self, reason: str) -> str:
@@ -250,6 +260,7 @@ class ListedCompletion(TextFamily):
     """Completion families whose reply and every stream chunk is `{<list_key>: [{"text", "stop_reason"}]}`."""
 
     list_key = "outputs"
+    completes_text = True
 
     def prompt(self, body: dict) -> Prompt:
         from .prompts import completion_prompt  # prompts imports this module
@@ -267,6 +278,17 @@ class ListedCompletion(TextFamily):
 
     def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
         return [self._listed("", self.native_stop_reason(result.stop_reason))]
+
+
+NATURAL_BUDGET_ENV = "BEDROCK_EMULATOR_NATURAL_BUDGET"
+
+
+def natural_budget() -> int:
+    """The fallback token budget of a request that sets no limit (the loop guard usually ends it far sooner)."""
+    try:
+        return max(1, int(os.environ.get(NATURAL_BUDGET_ENV, "1024")))
+    except ValueError:
+        return 1024
 
 
 def unsupported_operation() -> BedrockError:
