@@ -81,6 +81,7 @@ class TextModel:
         self.device = device
         self.eos_ids = frozenset(eos_ids)
         self.context_length = int(config.get("max_position_embeddings", 2048))
+        self._empty_system = _injected_system_block(tokenizer)
 
     @classmethod
     def load(cls, name: str, folder: Path, device: torch.device, dtype: str = "float32") -> "TextModel":
@@ -103,17 +104,41 @@ class TextModel:
 
         `continue_final` renders a trailing assistant message as a prefill the model continues.
         """
+        no_system = self._empty_system is not None and (not messages or messages[0]["role"] != "system")
+        if no_system:  # an empty system turn stops the template adding its default; its markup is cut below
+            messages = [{"role": "system", "content": ""}, *messages]
         text = self.tokenizer.apply_chat_template(
             messages,
             tokenize=False,
             add_generation_prompt=not continue_final,
             continue_final_message=continue_final,
         )
+        if no_system and text.startswith(self._empty_system):
+            text = text[len(self._empty_system):]
         return self.text_ids(text)
 
     def text_ids(self, text: str) -> list[int]:
         """Token ids of a raw prompt (templates already applied, so no special tokens are added)."""
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def _injected_system_block(tokenizer) -> str | None:
+    """The rendered empty system turn, when the chat template adds a system prompt of its own to conversations
+    without one (SmolLM2's "You are a helpful AI assistant named SmolLM..."); None when it adds nothing.
+
+    The caller never sent that prompt: it would change answers and bill tokens nobody asked for."""
+    try:
+        def render(messages: list[dict], generation: bool = True) -> str:
+            return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation)
+
+        user = [{"role": "user", "content": "x"}]
+        empty = render([{"role": "system", "content": ""}], generation=False)
+        with_empty = render([{"role": "system", "content": ""}, *user])
+    except Exception:  # no chat template, or one that rejects these shapes: nothing to undo
+        return None
+    if not with_empty.startswith(empty) or with_empty[len(empty):] == render(user):
+        return None
+    return empty
 
 
 def load_tokenizer(folder: Path):
