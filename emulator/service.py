@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 
@@ -109,6 +109,8 @@ class Service:
     ) -> AsyncIterator[Event]:
         """One pass of the model over the call's prompt, optionally constrained (e.g. to a JSON schema)."""
         engine = self.engine_for(call.entry)
+        if constraint is None and (call.prompt is not None or call.family.completes_text):
+            params = replace(params, require_text=True)  # a completion body always gets a continuation
         request = GenerationRequest(await self.prompt_ids(call), params, constraint)
         async for event in engine.stream(request):
             yield event

@@ -55,6 +55,7 @@ from .protocol.errors import validation
 if TYPE_CHECKING:
     from .service import Call, Service
 
+REPEAT_TRIES = 4  # samples of a repeated tool's input before an identical call is accepted (see pass 3)
 CALL_START = "<tool_call>"
 CALL_END = "</tool_call>"
 
@@ -84,6 +85,8 @@ class ToolPlan:
     # Where each tool's schema (and the text schema) sits in the request, for error messages.
     schema_paths: tuple[str, ...] = ()
     text_schema_path: str = "outputConfig.textFormat.structure.jsonSchema.schema"
+    # Calls whose results are already in the conversation: (tool name, input as canonical JSON).
+    answered: frozenset[tuple[str, str]] = frozenset()
 
     def tool(self, name: str) -> Tool:
         return next(t for t in self.tools if t.name == name)
@@ -91,7 +94,37 @@ class ToolPlan:
     def callable_tools(self) -> tuple[Tool, ...]:
         if self.choice == "tool":
             return (self.tool(self.forced),)
+        if self.choice == "any":
+            # An agent loop ends: a tool whose result the conversation already has is not called while another
+            # tool is still unanswered (e.g. pydantic-ai's `final_result` after its function tool).
+            done = {name for name, _ in self.answered}
+            fresh = tuple(t for t in self.tools if t.name not in done)
+            return fresh or self.tools
         return self.tools if self.choice != "none" else ()
+
+    def is_answered(self, name: str, arguments: object) -> bool:
+        return (name, canonical_input(arguments)) in self.answered
+
+
+def canonical_input(arguments: object) -> str:
+    return json.dumps(arguments, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def answered_calls(messages: list[dict]) -> frozenset[tuple[str, str]]:
+    """The (name, canonical input) of every tool call in Converse-shaped `messages` that has a result."""
+    calls: dict[str, tuple[str, str]] = {}
+    answered = set()
+    for message in messages:
+        for block in message.get("content") or []:
+            if not isinstance(block, dict):
+                continue
+            use = block.get("toolUse")
+            if isinstance(use, dict) and isinstance(use.get("name"), str):
+                calls[str(use.get("toolUseId"))] = (use["name"], canonical_input(use.get("input", {})))
+            result = block.get("toolResult")
+            if isinstance(result, dict) and str(result.get("toolUseId")) in calls:
+                answered.add(calls[str(result.get("toolUseId"))])
+    return frozenset(answered)
 
 
 def schema_problem(plan: ToolPlan) -> str | None:
@@ -292,10 +325,38 @@ async def tool_turn(service: "Service", call: "Call", params: SamplingParams) ->
         yield finished(MAX_TOKENS)
         return
     use_id = plan.new_id()
-    yield ToolUseStart(use_id, tool.name)
     prefix = call_prefix + json.dumps(tool.name) + ',"arguments":'
     input_params = replace(params, max_new_tokens=budget, stop_sequences=())
-    async with aclosing(run(_prefilled(base.messages, prefix), input_params, json_schema_grammar(tool.schema))) as events:
+    grammar = json_schema_grammar(tool.schema)
+    if plan.choice == "any" and any(name == tool.name for name, _ in plan.answered):
+        # This tool was called before: its input is decoded whole first, and a call identical to one already
+        # answered is re-sampled (a few seeds), so the loop never asks the same question twice.
+        for attempt in range(REPEAT_TRIES):
+            tried = input_params if attempt == 0 else replace(input_params, temperature=1.0, top_p=1.0, top_k=0,
+                                                             seed=attempt)
+            result: Finished | None = None
+            async with aclosing(run(_prefilled(base.messages, prefix), tried, grammar)) as events:
+                async for event in events:
+                    if isinstance(event, Failed):
+                        yield event
+                        return
+                    if isinstance(event, Finished):
+                        result = event
+            if result.stop_reason != END_TURN:
+                tally.add(result)
+                yield finished(result.stop_reason)
+                return
+            arguments = json.loads(result.text)
+            if not plan.is_answered(tool.name, arguments):
+                break
+        tally.add(result)  # only the call returned is billed
+        yield ToolUseStart(use_id, tool.name)
+        yield ToolInputDelta(result.text)
+        yield ToolUse(use_id, tool.name, arguments)
+        yield finished(TOOL_USE)
+        return
+    yield ToolUseStart(use_id, tool.name)
+    async with aclosing(run(_prefilled(base.messages, prefix), input_params, grammar)) as events:
         async for event in events:
             if isinstance(event, TextDelta):
                 yield ToolInputDelta(event.text)

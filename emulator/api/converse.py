@@ -13,7 +13,7 @@ from ..protocol.streaming import EventStreamWriter
 from ..service import SERVICE, Call, Service
 from .common import Stopwatch, json_response, model_failure, stream_failure, validated_json
 from .content_rules import cache_usage, check_media
-from .converse_input import check_pointers, conversation, response_fields
+from .converse_input import check_options, check_pointers, conversation, response_fields
 from .guarded import converse_guard
 from .tools import ReplyBlocks, tool_plan
 
@@ -41,6 +41,7 @@ async def _prepare(request: web.Request, operation: str, labels: dict) -> tuple[
             "ValidationException", "The additionalModelRequestFields value must be a JSON object. Reformat it and try again."
         )
     entry, family = service.resolve_text(params["modelId"])
+    check_options(params)
     messages = conversation(params)
     check_media(params, family.name)
     tools = tool_plan(params, family.name)

@@ -52,6 +52,8 @@ def _tool_result_content(items: list[dict]) -> str:
             parts.append(_stand_in("image", item["image"]))
         elif "video" in item:
             parts.append(_stand_in("video", item["video"]))
+        elif "searchResult" in item:
+            parts.append(_search_result(item["searchResult"]))
     return "\n".join(parts)
 
 
@@ -77,7 +79,15 @@ def render_block(block: dict) -> str | None:
         return block["guardContent"].get("text", {}).get("text")
     if "citationsContent" in block:
         return "".join(c.get("text", "") for c in block["citationsContent"].get("content", []))
-    return None  # cachePoint, reasoningContent: not part of the visible prompt
+    if "searchResult" in block:
+        return _search_result(block["searchResult"])
+    return None  # cachePoint, reasoningContent, toolAddition, toolRemoval: not part of the visible prompt
+
+
+def _search_result(result: dict) -> str:
+    text = "\n".join(c.get("text", "") for c in result.get("content") or [])
+    title = result.get("title", "search result")
+    return f"[search result {title} ({result.get('source', '')})]\n{text}\n[end of search result {title}]"
 
 
 def system_text(system: list[dict] | None) -> str | None:
@@ -97,6 +107,11 @@ def conversation(params: dict) -> list[dict]:
     previous = None
     for i, message in enumerate(messages):
         role = message["role"]
+        if role == "system":  # mid-conversation instructions and tool additions/removals; not a turn
+            text = "\n".join(t for block in message.get("content") or [] if (t := render_block(block)))
+            if text:
+                chat.append({"role": "system", "content": text})
+            continue
         if role not in ("user", "assistant") or role == previous:
             raise validation(
                 "A conversation must alternate between user and assistant roles. "
@@ -121,6 +136,30 @@ def conversation(params: dict) -> list[dict]:
                 parts.append(text)
         chat.append({"role": role, "content": "\n".join(parts)})
     return chat
+
+
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
+
+
+def check_options(params: dict) -> None:
+    """Request members of botocore 1.44 that change nothing a local model does, checked as Bedrock checks them."""
+    effort = (params.get("outputConfig") or {}).get("effort")
+    if effort is not None and effort not in EFFORTS:
+        raise validation(
+            f"The value {effort} at outputConfig.effort isn't supported. Supported values are low, medium, high, "
+            "xhigh, and max."
+        )
+    check_project(params.get("projectIdentifier"), params.get("modelId", ""))
+
+
+def check_project(project: str | None, model_id: str) -> None:
+    """`projectIdentifier`: any project is accepted (projects are an account feature the emulator has no state
+    for), except that application inference profiles only run in the default project, as on Bedrock."""
+    if project not in (None, "default") and ":application-inference-profile/" in model_id:
+        raise validation(
+            "Application inference profiles don't support non-default projects. Omit projectIdentifier or "
+            "specify default, and try again."
+        )
 
 
 def response_fields(native: dict, pointers: list[str] | None) -> dict | None:

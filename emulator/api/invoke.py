@@ -27,6 +27,7 @@ from ..protocol.shapes import operation, validate_input
 from ..protocol.streaming import EventStreamWriter
 from ..service import SERVICE, Call, Service
 from .common import Stopwatch, json_response, model_failure, stream_failure
+from .converse_input import check_project
 from .guarded import native_guard, native_input
 
 # Media types that mean "JSON" on the way in (clients send none, JSON, octet-stream or a wildcard) and out.
@@ -46,6 +47,7 @@ def envelope(request: web.Request, labels: dict, operation_name: str) -> dict:
         if location.get("location") == "header" and location["name"] in request.headers:
             params[name] = request.headers[location["name"]]
     validate_input(operation_name, params)
+    check_project(params.get("projectIdentifier"), params["modelId"])
     content_type = params.get("contentType")
     if content_type and not set(_media_types(content_type)) & _BODY_TYPES:
         raise validation("The provided Content Type is invalid or not supported for this model")

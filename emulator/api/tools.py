@@ -14,7 +14,7 @@ from jsonschema.exceptions import SchemaError as InvalidSchema
 
 from ..engine.types import Event, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
 from ..protocol.errors import validation
-from ..tooluse import Tool, ToolPlan
+from ..tooluse import Tool, ToolPlan, answered_calls
 
 _NEEDS_CONFIG = "The toolConfig field must be defined when using toolUse and toolResult content blocks."
 # The tool choices Converse accepts per model family (AWS "Supported models and model features" and the
@@ -65,13 +65,20 @@ def _text_schema(params: dict) -> dict | None:
     raw = text_format["structure"]["jsonSchema"]["schema"]
     try:
         schema = json.loads(raw)
+    except ValueError:
+        schema = None
+    return text_schema_at(schema, "outputConfig.textFormat.structure.jsonSchema.schema", "as a string ")
+
+
+def text_schema_at(schema: object, where: str, form: str = "") -> dict:
+    """A JSON schema an answer must follow (Converse's textFormat, Claude's output_config.format), checked."""
+    try:
         if not isinstance(schema, dict):
             raise ValueError
         Draft202012Validator.check_schema(schema)
     except (ValueError, InvalidSchema):
         raise validation(
-            "The value at outputConfig.textFormat.structure.jsonSchema.schema is not a valid JSON schema. "
-            "Provide a JSON schema object as a string and try again."
+            f"The value at {where} is not a valid JSON schema. Provide a JSON schema object {form}and try again."
         ) from None
     return schema
 
@@ -112,6 +119,26 @@ def check_tool_turns(messages: list[dict]) -> None:
                 f"{', '.join(missing)}. Each `tool_use` block must have a corresponding `tool_result` block in the "
                 "next message."
             )
+
+
+def _available(tools: list[Tool], messages: list[dict]) -> list[Tool]:
+    """The tools still offered after the conversation's `toolRemoval` / `toolAddition` blocks (in `system`
+    messages), applied in order. Each must name a tool of toolConfig; removing every tool leaves none to call."""
+    names = {t.name for t in tools}
+    removed: set[str] = set()
+    for i, message in enumerate(messages):
+        for j, block in enumerate(message.get("content") or []):
+            for kind in ("toolRemoval", "toolAddition"):
+                if kind not in block:
+                    continue
+                name = block[kind]["tool"].get("name")
+                if name not in names:
+                    raise validation(
+                        f"The tool {name} named in messages.{i}.content.{j}.{kind}.tool isn't in toolConfig.tools. "
+                        "Name one of the tools you provided and try again."
+                    )
+                (removed.add if kind == "toolRemoval" else removed.discard)(name)
+    return [t for t in tools if t.name not in removed]
 
 
 def tool_plan(params: dict, family: str | None = None) -> ToolPlan | None:
@@ -160,10 +187,19 @@ def tool_plan(params: dict, family: str | None = None) -> ToolPlan | None:
                 f"The tool {forced} named in toolConfig.toolChoice.tool.name isn't in toolConfig.tools. "
                 "Name one of the tools you provided and try again."
             )
-        check_tool_turns(messages)
-        last = messages[-1] if messages else {}
+        offered = {t.name for t in _available(tools, messages)}
+        paths = [p for t, p in zip(tools, paths) if t.name in offered]
+        tools = [t for t in tools if t.name in offered]
+        if forced is not None and forced not in offered:
+            raise validation(f"The tool {forced} named in toolConfig.toolChoice.tool.name was removed by a toolRemoval block.")
+        if not tools:
+            kind = "none"  # every tool was removed: the model can only answer in text
+        turns = [m for m in messages if m.get("role") != "system"]
+        check_tool_turns(turns)
+        last = turns[-1] if turns else {}
         after_results = last.get("role") == "user" and any("toolResult" in b for b in last.get("content") or [])
-        plan = ToolPlan(tuple(tools), kind, forced, after_results, text_schema, schema_paths=tuple(paths))
+        plan = ToolPlan(tuple(tools), kind, forced, after_results, text_schema, schema_paths=tuple(paths),
+                        answered=answered_calls(messages))
     return plan
 
 

@@ -19,6 +19,7 @@ _PENALTY = s.Obj({
 
 
 class Jurassic2(TextFamily):
+    completes_text = True
     name = "ai21-j2"
     streams = False  # Bedrock serves Jurassic-2 through InvokeModel only
     knobs = Knobs(max_tokens=("maxTokens",), temperature=("temperature",), top_p=("topP",), top_k=None,

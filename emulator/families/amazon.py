@@ -17,6 +17,7 @@ _TGC = "textGenerationConfig"
 
 
 class TitanText(TextFamily):
+    completes_text = True
     name = "titan-text"
     knobs = Knobs(max_tokens=(_TGC, "maxTokenCount"), temperature=(_TGC, "temperature"), top_p=(_TGC, "topP"),
                   top_k=None, stop=(_TGC, "stopSequences"))

@@ -9,10 +9,11 @@ from dataclasses import replace
 
 from ..catalog import base_model_id
 from ..engine.scheduler import CONTEXT_EXCEEDED
-from ..api.tools import check_tool_turns, check_unique, checked_tool
+from ..api.converse_input import EFFORTS
+from ..api.tools import check_tool_turns, check_unique, checked_tool, text_schema_at
 from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished, SamplingParams, ToolInputDelta, ToolUse, ToolUseStart
 from ..protocol.errors import validation
-from ..tooluse import ToolPlan
+from ..tooluse import ToolPlan, answered_calls
 from . import schema as s
 from .base import Invocation, Knobs, Prompt, TextFamily
 from .prompts import converse_blocks_text, human_assistant_turns
@@ -116,7 +117,10 @@ class Anthropic(TextFamily):
                 "tool_choice": s.Obj({"type": s.Str(enum=("auto", "any", "tool", "none"))}, required=("type",), closed=False),
                 "thinking": s.Obj({"type": s.Str()}, required=("type",), closed=False),
                 "metadata": s.AnyValue(),
-                "output_config": s.AnyValue(),  # structured output: accepted, not enforced on InvokeModel
+                # Structured output (`format`, decoded under its JSON schema) and `effort` (accepted).
+                "output_config": s.Obj({"format": s.Obj({"type": s.Str(enum=("json_schema",)), "schema": s.AnyValue()},
+                                                        required=("type", "schema")),
+                                        "effort": s.Str(enum=EFFORTS)}),
             },
             required=("anthropic_version", "max_tokens", "messages"),
         )
@@ -153,9 +157,15 @@ class Anthropic(TextFamily):
         history = [{"role": m["role"], "content": [{"text": m["content"]}] if isinstance(m["content"], str)
                     else [_anthropic_block(b) for b in m["content"] if isinstance(b, dict)]} for m in body["messages"]]
         offered = body.get("tools") or []
+        answer_format = (body.get("output_config") or {}).get("format")
+        text_schema = None
+        if answer_format is not None:
+            text_schema = text_schema_at(answer_format["schema"], "output_config.format.schema")
         if not offered:
             if any("toolUse" in b or "toolResult" in b for m in history for b in m["content"]):
                 raise validation("Requests which include `tool_use` or `tool_result` blocks must define tools.")
+            if text_schema is not None:
+                return ToolPlan((), "none", text_schema=text_schema, text_schema_path="output_config.format.schema")
             return None
         tools = []
         for i, tool in enumerate(offered):
@@ -173,8 +183,10 @@ class Anthropic(TextFamily):
         check_tool_turns(history)
         last = history[-1] if history and history[-1]["role"] == "user" else {"content": []}
         return ToolPlan(tuple(tools), choice["type"], forced, any("toolResult" in b for b in last["content"]),
+                        text_schema=text_schema, text_schema_path="output_config.format.schema",
                         new_id=lambda: bedrock_id("toolu_bdrk_"),
-                        schema_paths=tuple(f"tools.{i}.input_schema" for i in range(len(tools))))
+                        schema_paths=tuple(f"tools.{i}.input_schema" for i in range(len(tools))),
+                        answered=answered_calls(history))
 
     def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
         content = [{"type": "text", "text": result.text}] if result.text or not result.tool_uses else []

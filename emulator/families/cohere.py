@@ -47,6 +47,7 @@ def _derived_id(call: Invocation | None, salt: str) -> str:
 
 
 class CohereCommand(TextFamily):
+    completes_text = True
     name = "cohere-command"
     knobs = Knobs(max_tokens=("max_tokens",), temperature=("temperature",), top_p=("p",), top_k=("k",),
                   stop=("stop_sequences",))

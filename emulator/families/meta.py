@@ -10,6 +10,7 @@ from .prompts import completion_prompt
 
 
 class Llama(TextFamily):
+    completes_text = True
     name = "llama"
     # Llama on Bedrock has no stop-sequence and no top_k control.
     knobs = Knobs(max_tokens=("max_gen_len",), temperature=("temperature",), top_p=("top_p",), top_k=None, stop=None)

@@ -10,7 +10,7 @@ from ..engine.scheduler import CONTEXT_EXCEEDED
 from ..api.tools import check_unique, checked_tool
 from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Finished, ToolInputDelta, ToolUse, ToolUseStart
 from ..protocol.errors import validation
-from ..tooluse import ToolPlan
+from ..tooluse import ToolPlan, answered_calls
 from . import schema as s
 from .base import Invocation, Knobs, Prompt, TextFamily
 from .prompts import openai_messages
@@ -18,6 +18,24 @@ from .prompts import openai_messages
 _ROLES = ("system", "developer", "user", "assistant", "tool")
 _ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _CHOICES = {"auto": "auto", "none": "none", "required": "any", "any": "any"}  # `any` is Mistral's `required`
+
+
+def _converse_shaped(messages: list) -> list[dict]:
+    """OpenAI-style assistant `tool_calls` and `tool` results as Converse toolUse / toolResult blocks."""
+    blocks = []
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        for call in message.get("tool_calls") or []:
+            function = (call.get("function") or {}) if isinstance(call, dict) else {}
+            try:
+                arguments = json.loads(function.get("arguments") or "{}")
+            except (TypeError, ValueError):
+                arguments = function.get("arguments")
+            blocks.append({"toolUse": {"toolUseId": call.get("id"), "name": function.get("name"), "input": arguments}})
+        if message.get("role") == "tool":
+            blocks.append({"toolResult": {"toolUseId": message.get("tool_call_id")}})
+    return [{"content": blocks}]
 
 
 class OpenAIChat(TextFamily):
@@ -107,7 +125,8 @@ class OpenAIChat(TextFamily):
             raise validation(f"tool_choice: {choice!r} is not one of {', '.join(_CHOICES)} or a named function.")
         return ToolPlan(tuple(tools), kind, forced, body["messages"][-1].get("role") == "tool",
                         new_id=self.tool_call_id,
-                        schema_paths=tuple(f"tools.{i}.function.parameters" for i in range(len(tools))))
+                        schema_paths=tuple(f"tools.{i}.function.parameters" for i in range(len(tools))),
+                        answered=answered_calls(_converse_shaped(body["messages"])))
 
     @staticmethod
     def tool_calls(uses: tuple[ToolUse, ...]) -> list[dict] | None:
