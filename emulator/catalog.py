@@ -160,7 +160,9 @@ class Catalog:
         known = self.known.get(base) if self.known is not None else None
         found = next((e for e in self.spec.models if e.id is not None and e.id in (model_id, base)), None)
         if found is None and (known is not None or self.known is None or "/" in base):
-            found = next((e for e in self.spec.models if e.match is not None and fnmatch.fnmatchcase(base, e.match)), None)
+            # Resource ARNs (`provisioned-model/...`) only match rules written for them (a glob with a `/`).
+            found = next((e for e in self.spec.models if e.match is not None and fnmatch.fnmatchcase(base, e.match)
+                          and ("/" in e.match or "/" not in base or self.known is None)), None)
         if found is None:
             raise validation("The provided model identifier is invalid.")
         family = found.family or (known.family if known else None)

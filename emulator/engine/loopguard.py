@@ -1,4 +1,4 @@
-"""Natural endings for requests that set no token limit: a HEURISTIC loop detector over generated text.
+"""Natural endings for requests that set no token limit: HEURISTICS over the generated text.
 
 A real model asked a question without `maxTokens` answers and stops. A 135M local model often does not: it
 falls into a degenerate loop (the same sentence, line or symbol again and again) and would run to the model's
@@ -10,8 +10,12 @@ breaks), lower-cased, every digit run read as one placeholder (so "Step 1 ... St
 run of `N_GRAM` consecutive units occurs for the `REPEATS`-th time within the last `WINDOW` units, the text is a
 loop: a repeated sentence is caught 8 units after two full rounds of it, a repeated symbol after ten.
 
-Pure and engine-neutral: it sees only text pieces, so any text backend (the local decoder, a remote
-OpenAI-compatible engine) applies it where it applies stop sequences. Requests that set a token limit are not
+A small model at temperature 1 also rambles without repeating itself, where a real model would have finished
+its answer. `NaturalEnding` adds a length prior on top of `LoopGuard`: past `PARAGRAPH_CHARS` characters the
+answer ends at the next paragraph break, past `SENTENCE_CHARS` at the next sentence end (or line break).
+
+Pure and engine-neutral: they see only text pieces, so any text backend (the local decoder, a remote
+OpenAI-compatible engine) applies them where it applies stop sequences. Requests that set a token limit are not
 guarded: they keep exact token-budget behaviour.
 """
 
@@ -23,6 +27,9 @@ from collections import Counter, deque
 N_GRAM = 8  # units per n-gram
 REPEATS = 3  # occurrences of one n-gram that make a loop
 WINDOW = 2048  # units remembered (bounds memory on long generations)
+
+PARAGRAPH_CHARS = 400  # about 100 tokens: past this, a paragraph break ends the answer
+SENTENCE_CHARS = 800  # about 200 tokens: past this, a sentence end or line break does
 
 _UNIT = re.compile(r"\w+|[^\w\s]|\n")
 _DIGITS = re.compile(r"\d+")
@@ -71,3 +78,33 @@ class LoopGuard:
             if not self._counts[old]:
                 del self._counts[old]
         return self._counts[gram] >= self.repeats
+
+
+_SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
+
+
+class NaturalEnding:
+    """Where an unbounded answer ends: `feed(piece)` returns None to go on, or how much of the piece to keep
+    (the answer ends after that prefix; a loop keeps the whole piece, a boundary drops the whitespace after it)."""
+
+    def __init__(self, paragraph_chars: int = PARAGRAPH_CHARS, sentence_chars: int = SENTENCE_CHARS) -> None:
+        self.loops = LoopGuard()
+        self.paragraph_chars = paragraph_chars
+        self.sentence_chars = sentence_chars
+        self.length = 0  # characters seen
+        self._last = ""  # the previous piece's last character: a boundary can span two pieces
+
+    def feed(self, piece: str) -> int | None:
+        if self.loops.feed(piece):
+            return len(piece)
+        self.length += len(piece)
+        joined, back = self._last + piece, len(self._last)
+        self._last = piece[-1:] or self._last
+        if self.length > self.paragraph_chars and (at := joined.find("\n\n")) >= 0:
+            return max(0, at - back)
+        if self.length > self.sentence_chars:
+            for hit in _SENTENCE_END.finditer(joined):
+                cut = hit.start() + (joined[hit.start()] != "\n") - back  # keep the full stop, not the break
+                if cut >= 0:
+                    return min(cut, len(piece))
+        return None

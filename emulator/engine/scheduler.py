@@ -26,7 +26,7 @@ import torch
 
 from . import sampling
 from .detok import IncrementalDetokenizer
-from .loopguard import LoopGuard
+from .loopguard import NaturalEnding
 from .stops import StopMatcher
 from .text_model import TextModel
 from .types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Event, Failed, Finished, GenerationRequest, TextDelta
@@ -49,7 +49,7 @@ class _Sequence:
         self.detok = IncrementalDetokenizer(model.tokenizer)
         self.stops = StopMatcher(request.params.stop_sequences)
         # Free text only: constrained output (a tool's JSON input) ends by its grammar, never mid-way.
-        self.loops = LoopGuard() if request.params.natural_end and request.constraint is None else None
+        self.ending = NaturalEnding() if request.params.natural_end and request.constraint is None else None
         self.generator = sampling.make_generator(request.params, model.device)
         self.text: list[str] = []
         self.silent = request.params.require_text  # no non-blank text yet, and end-of-text may not come first
@@ -174,7 +174,9 @@ class Scheduler:
         piece = seq.detok.push(token)
         if seq.silent and piece.strip():
             seq.silent = False
-        safe, stop = seq.stops.feed(piece)
+        # HEURISTIC natural ending of an unbounded answer (loopguard.py): the answer ends after `piece[:end]`.
+        end = seq.ending.feed(piece) if seq.ending is not None and not seq.silent else None
+        safe, stop = seq.stops.feed(piece if end is None else piece[:end])
         seq.emit(safe)
         if stop is not None:
             seq.finish(STOP_SEQUENCE, stop)
@@ -183,8 +185,8 @@ class Scheduler:
         if constraint is not None and constraint.is_complete():
             seq.finish(END_TURN)
             return False
-        if seq.loops is not None and seq.loops.feed(piece):
-            seq.finish(END_TURN)  # HEURISTIC natural ending: see loopguard.py
+        if end is not None:
+            seq.finish(END_TURN)
             return False
         params = seq.request.params
         if seq.generated >= params.max_new_tokens:

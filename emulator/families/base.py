@@ -184,13 +184,14 @@ class TextFamily(Family):
         body = self.canonical(body)
         schema.check(self.schema, body, require=False)
         asked = dig(body, self.knobs.max_tokens) if self.knobs.max_tokens else _MISSING
-        natural_end = asked is _MISSING or asked is None
         max_tokens = self._number(body, "max_tokens", True, entry)
-        fallback = False
         if max_tokens is None:
             max_tokens = entry.max_output_tokens
-            fallback = max_tokens > natural_budget()
-            max_tokens = min(max_tokens, natural_budget())
+        # No limit set, or the model's own maximum (what pydantic-ai and LiteLLM send to mean "no limit"): the
+        # answer ends naturally (engine/loopguard.py), within the fallback budget. Any lower limit is exact.
+        budget = natural_budget()
+        natural_end = asked is _MISSING or asked is None or (max_tokens == entry.max_output_tokens and max_tokens > budget)
+        fallback = natural_end and max_tokens > budget
         if max_tokens < 1:
             raise malformed_native(f"#/{'/'.join(self.knobs.max_tokens or ())}: {max_tokens} is not greater or equal to 1")
         if max_tokens > entry.max_output_tokens:
@@ -212,7 +213,7 @@ class TextFamily(Family):
         top_p = self._number(body, "top_p", False, entry) if self.knobs.top_p else None
         top_k = self._number(body, "top_k", True, entry) if self.knobs.top_k else None
         return SamplingParams(
-            max_new_tokens=int(max_tokens),
+            max_new_tokens=int(min(max_tokens, budget) if fallback else max_tokens),
             temperature=1.0 if temperature is None else float(temperature),
             top_p=1.0 if top_p is None else float(top_p),
             top_k=0 if top_k is None else int(top_k),
