@@ -60,8 +60,8 @@ def measure(tokens: int, threads: int = 1) -> dict:
     llama = LlamaCpp(threads)
     with torch.inference_mode():
         for prompt in PROMPTS:
-            ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                          return_dict=True)["input_ids"]
+            text = text_model.render_chat(tok, [{"role": "user", "content": prompt}])  # what the emulator renders
+            ids = tok(text, add_special_tokens=False)["input_ids"]
             ref = reference.generate(torch.tensor([ids]), max_new_tokens=tokens, do_sample=False,
                                      attention_mask=torch.ones(1, len(ids), dtype=torch.long))[0, len(ids):].tolist()
             logits = fast.prefill(0, ids)

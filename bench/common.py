@@ -131,7 +131,9 @@ def chat_ids(prompt: str) -> list[int]:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(converted_folder())
-    text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+    from emulator.engine.text_model import render_chat
+
+    text = render_chat(tok, [{"role": "user", "content": prompt}])
     return tok(text, add_special_tokens=False)["input_ids"]
 
 

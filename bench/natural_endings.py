@@ -83,6 +83,7 @@ PROMPTS = [
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="an emulator already running (default: start one)")
+    parser.add_argument("--port", type=int, default=0, help="port for the emulator it starts (default: a free one)")
     parser.add_argument("--model", default=MODEL_ID)
     args = parser.parse_args()
     server = None
@@ -90,7 +91,7 @@ def main() -> None:
     if url is None:
         from emulator.server import BackgroundServer
 
-        server = BackgroundServer().start()
+        server = BackgroundServer(port=args.port).start()
         url = server.url
     client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", aws_access_key_id="test",
                           aws_secret_access_key="test",

@@ -13,6 +13,13 @@ import pytest
 import torch
 from conftest import HAIKU, user
 
+from emulator.engine.text_model import render_chat
+
+
+def template_ids(tokenizer, messages: list[dict], continue_final: bool = False) -> list[int]:
+    """Token ids of the messages under the model's chat template, with no system prompt the caller did not send."""
+    return tokenizer(render_chat(tokenizer, messages, continue_final), add_special_tokens=False)["input_ids"]
+
 CAPITAL = "What is the capital of France?"
 STORY = "Tell me a story."
 
@@ -62,9 +69,8 @@ def test_temperature_zero_is_the_models_own_greedy_decoding(client, tokenizer, r
     """Token for token what transformers' greedy search produces (the Japanese answer has characters split
     across tokens, which the incremental detokenizer must put back together)."""
     reply = converse(client, [user(prompt)], inferenceConfig=greedy(12))
-    inputs = tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
-    )
+    inputs = tokenizer(render_chat(tokenizer, [{"role": "user", "content": prompt}]), add_special_tokens=False,
+                       return_tensors="pt")
     with torch.inference_mode():
         out = reference_model.generate(**inputs, max_new_tokens=12, do_sample=False)
     generated = out[0, inputs["input_ids"].shape[1] :]
@@ -142,9 +148,7 @@ def test_system_prompt_changes_the_answer(client, tokenizer):
     system = "You are a pirate."
     pirate = converse(client, [user("Hi!")], system=[{"text": system}], inferenceConfig=greedy(8))
     assert text_of(pirate) != text_of(plain)
-    expected = tokenizer.apply_chat_template(
-        [{"role": "system", "content": system}, {"role": "user", "content": "Hi!"}], add_generation_prompt=True
-    )["input_ids"]
+    expected = template_ids(tokenizer, [{"role": "system", "content": system}, {"role": "user", "content": "Hi!"}])
     assert pirate["usage"]["inputTokens"] == len(expected)
 
 
@@ -157,13 +161,12 @@ def test_history_is_part_of_the_prompt(client, tokenizer):
     reply = converse(client, history, inferenceConfig=greedy(6))
     assert "Zorblax" in text_of(reply)  # only the earlier turns say it
     chat = [{"role": m["role"], "content": m["content"][0]["text"]} for m in history]
-    assert reply["usage"]["inputTokens"] == len(tokenizer.apply_chat_template(chat, add_generation_prompt=True)["input_ids"])
+    assert reply["usage"]["inputTokens"] == len(template_ids(tokenizer, chat))
 
 
 def test_usage_is_counted_by_the_models_tokenizer(capital, tokenizer):
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": CAPITAL}], add_generation_prompt=True)
     usage = capital["usage"]
-    assert usage["inputTokens"] == len(prompt["input_ids"])
+    assert usage["inputTokens"] == len(template_ids(tokenizer, [{"role": "user", "content": CAPITAL}]))
     assert usage["outputTokens"] == len(tokenizer(text_of(capital), add_special_tokens=False)["input_ids"])
     assert usage["totalTokens"] == usage["inputTokens"] + usage["outputTokens"]
 
@@ -189,7 +192,6 @@ def test_assistant_prefill_is_continued(client, tokenizer):
     answer = text_of(reply)
     assert "Paris" in answer
     assert not answer.startswith(prefill)  # only the continuation comes back, as from Claude
-    prompt = tokenizer.apply_chat_template(
-        [{"role": "user", "content": CAPITAL}, {"role": "assistant", "content": prefill}], continue_final_message=True
-    )
-    assert reply["usage"]["inputTokens"] == len(prompt["input_ids"])
+    prompt = template_ids(tokenizer, [{"role": "user", "content": CAPITAL}, {"role": "assistant", "content": prefill}],
+                          continue_final=True)
+    assert reply["usage"]["inputTokens"] == len(prompt)

@@ -17,6 +17,8 @@ import pytest
 from botocore.eventstream import EventStreamBuffer
 from conftest import HAIKU, user
 
+from emulator.engine.text_model import render_chat
+
 CAPITAL = "What is the capital of France?"
 STORY = "Tell me a story."
 COUNTING = "Count from 1 to 1000, one number per line."
@@ -109,7 +111,7 @@ def test_max_tokens_in_stream_and_usage_in_metadata(client, tokenizer):
     events = stream_events(client, STORY, inferenceConfig=greedy(3))
     assert only(events, "messageStop") == {"stopReason": "max_tokens"}
     usage = only(events, "metadata")["usage"]
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": STORY}], add_generation_prompt=True)
+    prompt = tokenizer(render_chat(tokenizer, [{"role": "user", "content": STORY}]), add_special_tokens=False)
     assert usage == {"inputTokens": len(prompt["input_ids"]), "outputTokens": 3, "totalTokens": len(prompt["input_ids"]) + 3}
     assert list(events[0][1]) == ["messageStart"] and "contentBlockStart" not in {k for _, e in events for k in e}
 

@@ -303,3 +303,28 @@ def test_search_result_and_audio_blocks_reach_the_prompt(client, server):
                            messages=[{"role": "user", "content": [search, audio, {"text": "Capital?"}]}])
     assert rich["usage"]["inputTokens"] > plain["usage"]["inputTokens"] + 10
     assert admin.invocations(limit=1)[0]["status"] == 200
+
+
+def test_an_answer_that_runs_out_of_context_stops_with_model_context_window_exceeded(client, server, tokenizer):
+    from conftest import default_engine
+
+    window = default_engine(server).model.context_length  # the local model's context (8192 for SmolLM2)
+
+    def count(text: str) -> int:
+        rendered = f"<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n"
+        return len(tokenizer(rendered, add_special_tokens=False)["input_ids"])
+
+    words = window - 40
+    while count("apple " * words + "Go on.") > window - 6:
+        words -= 8
+    prompt = "apple " * words + "Go on."
+    room = window - count(prompt)
+    reply = client.converse(modelId=SONNET_45, messages=[user(prompt)],
+                            inferenceConfig={"maxTokens": room + 50, "temperature": 0})
+    if reply["stopReason"] == "end_turn":
+        pytest.skip("the model ended its answer before the context ran out")
+    assert reply["stopReason"] == "model_context_window_exceeded"
+    assert reply["usage"]["outputTokens"] == room
+    too_long = "apple " * (window + 10)
+    assert error_of(lambda: client.converse(modelId=SONNET_45, messages=[user(too_long)])) == (
+        "ValidationException", "Input is too long for requested model.")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import weakref
 from pathlib import Path
 
 import torch
@@ -81,7 +82,6 @@ class TextModel:
         self.device = device
         self.eos_ids = frozenset(eos_ids)
         self.context_length = int(config.get("max_position_embeddings", 2048))
-        self._empty_system = _injected_system_block(tokenizer)
 
     @classmethod
     def load(cls, name: str, folder: Path, device: torch.device, dtype: str = "float32") -> "TextModel":
@@ -104,22 +104,31 @@ class TextModel:
 
         `continue_final` renders a trailing assistant message as a prefill the model continues.
         """
-        no_system = self._empty_system is not None and (not messages or messages[0]["role"] != "system")
-        if no_system:  # an empty system turn stops the template adding its default; its markup is cut below
-            messages = [{"role": "system", "content": ""}, *messages]
-        text = self.tokenizer.apply_chat_template(
-            messages,
-            tokenize=False,
-            add_generation_prompt=not continue_final,
-            continue_final_message=continue_final,
-        )
-        if no_system and text.startswith(self._empty_system):
-            text = text[len(self._empty_system):]
-        return self.text_ids(text)
+        return self.text_ids(render_chat(self.tokenizer, messages, continue_final))
 
     def text_ids(self, text: str) -> list[int]:
         """Token ids of a raw prompt (templates already applied, so no special tokens are added)."""
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+_EMPTY_SYSTEM: "weakref.WeakKeyDictionary[object, str | None]" = weakref.WeakKeyDictionary()
+
+
+def render_chat(tokenizer, messages: list[dict], continue_final: bool = False) -> str:
+    """A conversation rendered with the tokenizer's chat template, without any system prompt of the template's
+    own (see `_injected_system_block`): what the model reads for these messages and nothing else."""
+    if tokenizer not in _EMPTY_SYSTEM:
+        _EMPTY_SYSTEM[tokenizer] = _injected_system_block(tokenizer)
+    empty = _EMPTY_SYSTEM[tokenizer]
+    no_system = empty is not None and (not messages or messages[0]["role"] != "system")
+    if no_system:  # an empty system turn stops the template adding its default; its markup is cut below
+        messages = [{"role": "system", "content": ""}, *messages]
+    text = tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=not continue_final, continue_final_message=continue_final
+    )
+    if no_system and text.startswith(empty):
+        text = text[len(empty):]
+    return text
 
 
 def _injected_system_block(tokenizer) -> str | None:
