@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import time
 
+import boto3
 import pytest
 import yaml
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from conftest import user
 from pydantic import BaseModel, Field
@@ -305,9 +307,12 @@ def test_search_result_and_audio_blocks_reach_the_prompt(client, server):
     assert admin.invocations(limit=1)[0]["status"] == 200
 
 
-def test_an_answer_that_runs_out_of_context_stops_with_model_context_window_exceeded(client, server, tokenizer):
+def test_an_answer_that_runs_out_of_context_stops_with_model_context_window_exceeded(server, tokenizer):
     from conftest import default_engine
 
+    client = boto3.client("bedrock-runtime", endpoint_url=server.url, region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="test",  # an 8k-token prompt: a slow read
+                          config=Config(retries={"total_max_attempts": 1}, read_timeout=900))
     window = default_engine(server).model.context_length  # the local model's context (8192 for SmolLM2)
 
     def count(text: str) -> int:
