@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from ... import families
 from ...catalog import Entry
 from ...engine.types import Event, Failed, Finished, SamplingParams, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
-from ...families.base import TextFamily
+from ...families.base import TextFamily, natural_budget
 from ...protocol.errors import BedrockError
 from ...service import Call, Service
 from ...tooluse import Tool, ToolPlan
@@ -131,8 +131,13 @@ def sampling(entry: Entry, max_tokens: int | None, param: str, temperature: floa
     if max_tokens is not None and max_tokens > limit:
         raise invalid(f"{param} is too large: {max_tokens}. This model supports at most {limit} completion tokens, "
                       f"whereas you provided {max_tokens}.", param)
+    # No limit (or the model's own): the answer ends naturally within the fallback budget, as on Bedrock's paths.
+    natural = max_tokens is None or (max_tokens == limit and limit > natural_budget())
+    fallback = natural and limit > natural_budget()
     return SamplingParams(
-        max_new_tokens=max_tokens or limit,
+        max_new_tokens=natural_budget() if fallback else (max_tokens or limit),
+        natural_end=natural,
+        fallback_budget=fallback,
         temperature=1.0 if temperature is None else float(temperature),
         top_p=1.0 if top_p is None else float(top_p),
         stop_sequences=tuple(stop),
