@@ -225,8 +225,8 @@ def test_unknown_and_unserved_models(oai):
      "Invalid 'temperature': decimal above maximum value. Expected a value <= 2, but got 3 instead."),
     ({"max_tokens": 0}, "max_tokens", "integer_below_min_value",
      "Invalid 'max_tokens': integer below minimum value. Expected a value >= 1, but got 0 instead."),
-    ({"max_tokens": 100000}, "max_tokens", "invalid_value",
-     "max_tokens is too large: 100000. This model supports at most 8192 completion tokens, whereas you provided 100000."),
+    ({"max_tokens": 200000}, "max_tokens", "invalid_value",  # gpt-oss: 128,000 (models/bedrock-models.yaml)
+     "max_tokens is too large: 200000. This model supports at most 128000 completion tokens, whereas you provided 200000."),
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "array_above_max_length",
      "Invalid 'stop': array too long. Expected an array with maximum length 4, but got an array with length 5 instead."),
     ({"extra_body": {"frobnicate": 1}}, "frobnicate", "unknown_parameter", "Unknown parameter: 'frobnicate'."),
@@ -353,7 +353,8 @@ def test_responses_parse_structured_output(oai):
 
 
 def test_responses_stream_events_decoded_by_the_sdk(oai):
-    with oai.responses.stream(model=GPT_OSS, input="Say hello.", max_output_tokens=200, temperature=0) as stream:
+    # No max_output_tokens: the answer ends on its own (natural endings), so the stream completes.
+    with oai.responses.stream(model=GPT_OSS, input="Say hello.", temperature=0) as stream:
         events = list(stream)
         final = stream.get_final_response()
     kinds = [e.type for e in events]
