@@ -21,6 +21,7 @@ from .protocol import control_plane, routing
 from .protocol.access import AccessConfig, install as install_access
 from .protocol.errors import BedrockError
 from .protocol.middleware import add_request_id, errors_as_bedrock
+from .protocol.reply import Reply
 from .recording import mode as recording
 from .service import SERVICE, Service
 from .testing import TestKitConfig, around_operation, install as install_testkit
@@ -29,7 +30,7 @@ log = logging.getLogger("emulator")
 
 LOADER = web.AppKey("loader", asyncio.Task)
 
-Handler = Callable[[web.Request, dict], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.Request, dict], Awaitable[Reply]]
 
 OPERATIONS: dict[str, Handler] = {
     "Converse": converse.converse,

@@ -27,6 +27,7 @@ import json
 from aiohttp import web
 
 from ..protocol.errors import BedrockError, validation
+from ..protocol.reply import JsonReply
 from ..testing import TESTKIT, TestKit
 from ..testing.faults import FaultError, parse_fault
 from ..testing.ratelimits import RateLimitError, parse_limits
@@ -51,11 +52,11 @@ def _not_found(kind: str, item_id: str) -> BedrockError:
     return BedrockError("ResourceNotFoundException", f"No {kind} with id {item_id!r}.")
 
 
-async def list_rules(request: web.Request) -> web.Response:
+async def list_rules(request: web.Request) -> JsonReply:
     return json_response({"rules": _kit(request).rules.views()})
 
 
-async def add_rules(request: web.Request) -> web.Response:
+async def add_rules(request: web.Request) -> JsonReply:
     try:
         rules = parse_rules(await _body(request))
     except RuleError as exc:
@@ -64,23 +65,23 @@ async def add_rules(request: web.Request) -> web.Response:
     return json_response({"rules": [r.view() for r in added]})
 
 
-async def clear_rules(request: web.Request) -> web.Response:
+async def clear_rules(request: web.Request) -> JsonReply:
     _kit(request).rules.clear()
     return json_response({"rules": _kit(request).rules.views()})
 
 
-async def remove_rule(request: web.Request) -> web.Response:
+async def remove_rule(request: web.Request) -> JsonReply:
     rule_id = request.match_info["id"]
     if not _kit(request).rules.remove(rule_id):
         raise _not_found("rule", rule_id)
     return json_response({"removed": rule_id})
 
 
-async def list_faults(request: web.Request) -> web.Response:
+async def list_faults(request: web.Request) -> JsonReply:
     return json_response({"faults": _kit(request).faults.views()})
 
 
-async def add_fault(request: web.Request) -> web.Response:
+async def add_fault(request: web.Request) -> JsonReply:
     try:
         fault = parse_fault(await _body(request))
     except FaultError as exc:
@@ -88,23 +89,23 @@ async def add_fault(request: web.Request) -> web.Response:
     return json_response(_kit(request).faults.add(fault).view())
 
 
-async def clear_faults(request: web.Request) -> web.Response:
+async def clear_faults(request: web.Request) -> JsonReply:
     _kit(request).faults.clear()
     return json_response({"faults": []})
 
 
-async def remove_fault(request: web.Request) -> web.Response:
+async def remove_fault(request: web.Request) -> JsonReply:
     fault_id = request.match_info["id"]
     if not _kit(request).faults.remove(fault_id):
         raise _not_found("fault", fault_id)
     return json_response({"removed": fault_id})
 
 
-async def get_limits(request: web.Request) -> web.Response:
+async def get_limits(request: web.Request) -> JsonReply:
     return json_response({"limits": _kit(request).limits.views()})
 
 
-async def put_limits(request: web.Request) -> web.Response:
+async def put_limits(request: web.Request) -> JsonReply:
     try:
         limits = parse_limits(await _body(request))
     except RateLimitError as exc:
@@ -113,12 +114,12 @@ async def put_limits(request: web.Request) -> web.Response:
     return await get_limits(request)
 
 
-async def clear_limits(request: web.Request) -> web.Response:
+async def clear_limits(request: web.Request) -> JsonReply:
     _kit(request).limits.configure([])
     return await get_limits(request)
 
 
-async def list_invocations(request: web.Request) -> web.Response:
+async def list_invocations(request: web.Request) -> JsonReply:
     limit, after = request.query.get("limit", ""), request.query.get("after", "")
     for name, value in (("limit", limit), ("after", after)):
         if value and not (value.isascii() and value.isdigit() and len(value) <= 18):
@@ -131,7 +132,7 @@ async def list_invocations(request: web.Request) -> web.Response:
                           "firstSeq": log.first_seq, "lastSeq": log.last_seq})
 
 
-async def clear_invocations(request: web.Request) -> web.Response:
+async def clear_invocations(request: web.Request) -> JsonReply:
     _kit(request).log.clear()
     return json_response({"invocations": []})
 
@@ -140,11 +141,11 @@ def _settings(kit: TestKit) -> dict:
     return {"require_fixture_match": kit.require_fixture_match}
 
 
-async def get_settings(request: web.Request) -> web.Response:
+async def get_settings(request: web.Request) -> JsonReply:
     return json_response(_settings(_kit(request)))
 
 
-async def patch_settings(request: web.Request) -> web.Response:
+async def patch_settings(request: web.Request) -> JsonReply:
     body = await _body(request)
     kit = _kit(request)
     if not isinstance(body, dict) or set(body) - set(_settings(kit)):
@@ -156,7 +157,7 @@ async def patch_settings(request: web.Request) -> web.Response:
     return json_response(_settings(kit))
 
 
-async def reset(request: web.Request) -> web.Response:
+async def reset(request: web.Request) -> JsonReply:
     _kit(request).reset()
     return json_response({"reset": True})
 

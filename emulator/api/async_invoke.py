@@ -28,6 +28,7 @@ from ..protocol.errors import BedrockError, validation
 from ..protocol.identity import ACCOUNT_ID, request_region
 from ..protocol.shapes import validate_input
 from ..service import SERVICE
+from ..protocol.reply import JsonReply
 from .common import Stopwatch, json_response, validated_json
 from .invoke import invoke_native, text_call
 
@@ -110,7 +111,7 @@ def _check_input(service, model_id: str, entry, family, body: dict) -> None:
         family.validate(body)
 
 
-async def start_async_invoke(request: web.Request, labels: dict) -> web.Response:
+async def start_async_invoke(request: web.Request, labels: dict) -> JsonReply:
     params = await validated_json(request, "StartAsyncInvoke", labels)
     store = request.app[JOBS]
     token = params.get("clientRequestToken")
@@ -165,7 +166,7 @@ async def _run(store: AsyncJobs, job: Job, service, model_id, entry, family, bod
         job.finish(f"Internal error: {exc}")
 
 
-async def get_async_invoke(request: web.Request, labels: dict) -> web.Response:
+async def get_async_invoke(request: web.Request, labels: dict) -> JsonReply:
     validate_input("GetAsyncInvoke", labels)
     job = request.app[JOBS].jobs.get(labels["invocationArn"])
     if job is None:
@@ -182,7 +183,7 @@ def _timestamp(value: str, name: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-async def list_async_invokes(request: web.Request, labels: dict) -> web.Response:
+async def list_async_invokes(request: web.Request, labels: dict) -> JsonReply:
     query = dict(request.query)
     params: dict = dict(query)
     if "maxResults" in query:

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import time
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from ..engine.types import Event, Failed
 from ..protocol.errors import BedrockError
+from ..protocol.reply import JsonReply
 from ..protocol.shapes import check_json_body, validate_input
 
 
-def json_response(payload: dict, headers: dict[str, str] | None = None) -> web.Response:
-    # Exactly `application/json`: aiohttp's json_response adds a charset that boto3 would echo in contentType.
-    return web.Response(
-        body=json.dumps(payload, ensure_ascii=False).encode(),
-        headers={"Content-Type": "application/json", **(headers or {})},
-    )
+def json_response(payload: dict, headers: dict[str, str] | None = None, status: int = 200) -> JsonReply:
+    return JsonReply(payload, status, dict(headers or {}))
 
 
 async def validated_json(request: web.Request, operation: str, labels: dict[str, str]) -> dict:
@@ -41,6 +39,18 @@ def model_failure(error: BaseException) -> BedrockError:
     if isinstance(error, BedrockError):
         return error
     return BedrockError("ModelErrorException", f"The model returned the following errors: {error}")
+
+
+async def streamed(events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    """A generation's events for a streaming reply, its failure raised: before the first event as an ordinary
+    error (`model_failure`), after it as the stream's exception (`stream_failure`, see `streaming.event_stream`)."""
+    started = False
+    async for event in events:
+        if isinstance(event, Failed):
+            raise (stream_failure if started else model_failure)(event.error)
+        started = True
+        yield event
+    raise (stream_failure if started else model_failure)(RuntimeError("generation ended without a result"))
 
 
 def stream_failure(error: BaseException) -> BedrockError:

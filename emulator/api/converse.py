@@ -9,9 +9,10 @@ from aiohttp import web
 
 from ..engine.types import Event, Failed, Finished
 from ..protocol.errors import BedrockError
-from ..protocol.streaming import EventStreamWriter
+from ..protocol.reply import JsonReply, StreamReply
+from ..protocol.streaming import STREAM_TAP, event_stream
 from ..service import SERVICE, Call, Service
-from .common import Stopwatch, json_response, model_failure, stream_failure, validated_json
+from .common import Stopwatch, json_response, model_failure, streamed, validated_json
 from .content_rules import cache_usage, check_media
 from .converse_input import check_options, check_pointers, conversation, response_fields
 from .guarded import converse_guard
@@ -52,7 +53,7 @@ async def _prepare(request: web.Request, operation: str, labels: dict) -> tuple[
     return service, call, params, sampling
 
 
-async def converse(request: web.Request, labels: dict) -> web.StreamResponse:
+async def converse(request: web.Request, labels: dict) -> JsonReply:
     clock = Stopwatch()
     service, call, params, sampling = await _prepare(request, "Converse", labels)
     result: Finished | None = None
@@ -82,42 +83,35 @@ async def converse(request: web.Request, labels: dict) -> web.StreamResponse:
     return json_response(reply)
 
 
-async def converse_stream(request: web.Request, labels: dict) -> web.StreamResponse:
+async def converse_stream(request: web.Request, labels: dict) -> StreamReply:
     clock = Stopwatch()
     service, call, params, sampling = await _prepare(request, "ConverseStream", labels)
-    async with aclosing(service.generate(call, sampling)) as events:
-        return await _stream_reply(request, events, call, params, clock)
+    return await event_stream(_stream_events(service.generate(call, sampling), call, params, clock), tap=request.get(STREAM_TAP))
 
 
-async def _stream_reply(
-    request: web.Request, events: AsyncIterator[Event], call: Call, params: dict, clock: Stopwatch
-) -> web.StreamResponse:
-    # Everything that can fail before the model's first token is still an ordinary HTTP error.
-    first = await anext(events)
-    if isinstance(first, Failed):
-        raise model_failure(first.error)
-    stream = EventStreamWriter(request)
-    await stream.event("messageStart", {"role": "assistant"})
-    event = first
-    blocks = ReplyBlocks()  # an empty generation has no block, so no contentBlockStop either
-    while True:
-        if isinstance(event, Failed):
-            await stream.exception(stream_failure(event.error))
-            return await stream.finish()
-        elif isinstance(event, Finished):
-            for name, payload in blocks.finish():
-                await stream.event(name, payload)
-            stop = {"stopReason": event.stop_reason}
-            extra = response_fields(
-                call.family.native_response(event, call.model_id), params.get("additionalModelResponseFieldPaths")
-            )
-            if extra is not None:
-                stop["additionalModelResponseFields"] = extra
-            await stream.event("messageStop", stop)
-            guard = call.guard.converse_fields() if call.guard else {}
-            await stream.event("metadata", {"usage": _usage(event, params), "metrics": {"latencyMs": clock.ms}, **_echoed(params), **guard})
-            return await stream.finish()
-        else:
+async def _stream_events(
+    generation: AsyncIterator[Event], call: Call, params: dict, clock: Stopwatch
+) -> AsyncIterator[tuple[str, dict]]:
+    # aclosing: however the stream ends (an error, or a client that went away), the generation stops now.
+    async with aclosing(generation):
+        blocks = ReplyBlocks()  # an empty generation has no block, so no contentBlockStop either
+        started = False
+        async for event in streamed(generation):  # a failure before the first event is an ordinary HTTP error
+            if not started:
+                started = True
+                yield "messageStart", {"role": "assistant"}
+            if isinstance(event, Finished):
+                for name, payload in blocks.finish():
+                    yield name, payload
+                stop = {"stopReason": event.stop_reason}
+                extra = response_fields(
+                    call.family.native_response(event, call.model_id), params.get("additionalModelResponseFieldPaths")
+                )
+                if extra is not None:
+                    stop["additionalModelResponseFields"] = extra
+                yield "messageStop", stop
+                guard = call.guard.converse_fields() if call.guard else {}
+                yield "metadata", {"usage": _usage(event, params), "metrics": {"latencyMs": clock.ms}, **_echoed(params), **guard}
+                return
             for name, payload in blocks.on(event):
-                await stream.event(name, payload)
-        event = await anext(events)
+                yield name, payload

@@ -17,13 +17,14 @@ from ..protocol.errors import validation
 from ..protocol.shapes import decode_blob
 from ..service import SERVICE, Call, Service
 from ..tooluse import with_tools
+from ..protocol.reply import JsonReply
 from .common import json_response, validated_json
 from .converse_input import conversation
 from .invoke import native_body, text_call
 from .tools import tool_plan
 
 
-async def count_tokens(request: web.Request, labels: dict) -> web.Response:
+async def count_tokens(request: web.Request, labels: dict) -> JsonReply:
     service: Service = request.app[SERVICE]
     params = await validated_json(request, "CountTokens", labels)
     model_id = params["modelId"]

@@ -7,13 +7,14 @@ from aiohttp import web
 from ..guardrails import grounding
 from ..guardrails.policies import Evaluation, assessment, evaluate, policy_units
 from ..service import SERVICE
+from ..protocol.reply import JsonReply
 from .common import Stopwatch, json_response, validated_json
 from .guarded import embedder
 
 _EVALUATED = {"guard_content", "query"}  # grounding_source text is context, not checked content
 
 
-async def apply_guardrail(request: web.Request, labels: dict) -> web.Response:
+async def apply_guardrail(request: web.Request, labels: dict) -> JsonReply:
     clock = Stopwatch()
     params = await validated_json(request, "ApplyGuardrail", labels)
     guardrail = request.app[SERVICE].guardrail(params["guardrailIdentifier"], params["guardrailVersion"])

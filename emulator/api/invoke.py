@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
 from dataclasses import replace
 
@@ -17,16 +18,17 @@ from aiohttp import web
 
 from .. import families
 from ..catalog import Entry
-from ..engine.types import Failed, Finished, SamplingParams, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
+from ..engine.types import Event, Failed, Finished, SamplingParams, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
 from ..families.base import Family, Invocation, TextFamily
 from ..families.embeddings import Embedded, EmbeddingFamily
 from ..families.images import ImageFamily
 from ..guardrails.request_path import Guard
 from ..protocol.errors import malformed_native, validation
 from ..protocol.shapes import operation, validate_input
-from ..protocol.streaming import EventStreamWriter
+from ..protocol.reply import JsonReply, StreamReply
+from ..protocol.streaming import STREAM_TAP, event_stream
 from ..service import SERVICE, Call, Service
-from .common import Stopwatch, json_response, model_failure, stream_failure
+from .common import Stopwatch, json_response, model_failure, streamed
 from .converse_input import check_project
 from .guarded import native_guard, native_input
 
@@ -126,7 +128,7 @@ async def _resolve(request: web.Request, labels: dict, operation_name: str) -> t
     return service, params["modelId"], entry, family, body
 
 
-async def invoke_model(request: web.Request, labels: dict) -> web.StreamResponse:
+async def invoke_model(request: web.Request, labels: dict) -> JsonReply:
     clock = Stopwatch()
     service, model_id, entry, family, body = await _resolve(request, labels, "InvokeModel")
     guard = native_guard(request, service, body)
@@ -171,19 +173,17 @@ async def _embed(service: Service, request_id: str, entry: Entry, family: Embedd
     return family.reply(wanted, Embedded(vectors.numpy(), counts), request_id), sum(counts)
 
 
-class _NativeStream:
-    """Writes a family's native chunks as `chunk` events, with Bedrock's metrics merged into the last one."""
+class _NativeChunks:
+    """A family's native chunks as `chunk` events, with Bedrock's metrics merged into the last one."""
 
-    def __init__(self, request: web.Request, family: TextFamily, invocation: Invocation, clock: Stopwatch,
-                 guard: Guard | None = None) -> None:
+    def __init__(self, family: TextFamily, invocation: Invocation, clock: Stopwatch, guard: Guard | None = None) -> None:
         self.family = family
         self.guard = guard
         self.invocation = invocation
         self.clock = clock
         self.first_byte_ms: int | None = None
-        self.writer = EventStreamWriter(request, headers=_headers(request, {"X-Amzn-Bedrock-Content-Type": "application/json"}))
 
-    async def send(self, chunks: list[dict], metrics: dict | None = None) -> None:
+    def events(self, chunks: list[dict], metrics: dict | None = None) -> Iterator[tuple[str, dict]]:
         for i, chunk in enumerate(chunks):
             if metrics is not None and i == len(chunks) - 1:
                 chunk = {**chunk, "amazon-bedrock-invocationMetrics": metrics}
@@ -192,16 +192,16 @@ class _NativeStream:
             if self.first_byte_ms is None:
                 self.first_byte_ms = self.clock.ms
             data = json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode()
-            await self.writer.event("chunk", {"bytes": base64.b64encode(data).decode()})
+            yield "chunk", {"bytes": base64.b64encode(data).decode()}
 
-    async def start(self) -> None:
-        await self.send(self.family.stream_start(self.invocation))
+    def start(self) -> Iterator[tuple[str, dict]]:
+        return self.events(self.family.stream_start(self.invocation))
 
-    async def delta(self, text: str) -> None:
-        await self.send(self.family.stream_delta(self.invocation, text))
+    def delta(self, text: str) -> Iterator[tuple[str, dict]]:
+        yield from self.events(self.family.stream_delta(self.invocation, text))
         self.invocation.deltas += 1
 
-    async def end(self, result: Finished) -> web.StreamResponse:
+    def end(self, result: Finished) -> Iterator[tuple[str, dict]]:
         metrics = {
             "inputTokenCount": result.input_tokens,
             "outputTokenCount": result.output_tokens,
@@ -209,15 +209,10 @@ class _NativeStream:
             "firstByteLatency": self.first_byte_ms if self.first_byte_ms is not None else self.clock.ms,
             **self.family.metrics_extra,
         }
-        await self.send(self.family.stream_end(self.invocation, result), metrics)
-        return await self.writer.finish()
-
-    async def fail(self, cause: BaseException) -> web.StreamResponse:
-        await self.writer.exception(stream_failure(cause))
-        return await self.writer.finish()
+        return self.events(self.family.stream_end(self.invocation, result), metrics)
 
 
-async def invoke_model_with_response_stream(request: web.Request, labels: dict) -> web.StreamResponse:
+async def invoke_model_with_response_stream(request: web.Request, labels: dict) -> StreamReply:
     clock = Stopwatch()
     operation_name = "InvokeModelWithResponseStream"
     service, model_id, entry, family, body = await _resolve(request, labels, operation_name)
@@ -228,27 +223,31 @@ async def invoke_model_with_response_stream(request: web.Request, labels: dict) 
         native_input(guard, call)
         call.guard = guard
     invocation = Invocation(model_id, body, request["request_id"], input_tokens=len(await service.prompt_ids(call)))
-    stream: _NativeStream | None = None
+    native = _NativeChunks(call.family, invocation, clock, guard)
+    headers = _headers(request, {"X-Amzn-Bedrock-Content-Type": "application/json"})
+    events = _native_events(service.generate(call, params), call, native)
+    return await event_stream(events, headers, tap=request.get(STREAM_TAP))
+
+
+async def _native_events(generation: AsyncIterator[Event], call: Call, native: _NativeChunks) -> AsyncIterator[tuple[str, dict]]:
     uses: list[ToolUse] = []
-    # aclosing: however the handler ends (an error, or a client that went away), the generation stops now.
-    async with aclosing(service.generate(call, params)) as events:
-        async for event in events:
-            if stream is None:
-                if isinstance(event, Failed):  # before the first chunk, a failure is still an ordinary HTTP error
-                    raise model_failure(event.error)
-                stream = _NativeStream(request, call.family, invocation, clock, guard)
-                await stream.start()
+    # aclosing: however the stream ends (an error, or a client that went away), the generation stops now.
+    async with aclosing(generation):
+        started = False
+        async for event in streamed(generation):  # a failure before the first event is an ordinary HTTP error
+            if not started:
+                started = True
+                for item in native.start():
+                    yield item
             if isinstance(event, TextDelta):
-                await stream.delta(event.text)
+                for item in native.delta(event.text):
+                    yield item
             elif isinstance(event, (ToolUseStart, ToolInputDelta, ToolUse)):
                 if isinstance(event, ToolUse):
                     uses.append(event)
-                await stream.send(call.family.stream_tool(invocation, event))
-            elif isinstance(event, Failed):
-                return await stream.fail(event.error)
+                for item in native.events(call.family.stream_tool(native.invocation, event)):
+                    yield item
             elif isinstance(event, Finished):
-                return await stream.end(replace(event, tool_uses=tuple(uses)))
-    ended = RuntimeError("generation ended without a result")
-    if stream is None:
-        raise model_failure(ended)
-    return await stream.fail(ended)
+                for item in native.end(replace(event, tool_uses=tuple(uses))):
+                    yield item
+                return

@@ -6,9 +6,9 @@ lower-case `message`, or (after a stream has started) an exception frame named b
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
+
+from .reply import JsonReply
 
 # name -> (HTTP status, default message). Statuses are the service model's `error.httpStatusCode`.
 MODELED: dict[str, tuple[int, str]] = {
@@ -59,11 +59,13 @@ class BedrockError(Exception):
     def body(self) -> dict:
         return {"message": self.message, **self.extra}
 
+    def reply(self) -> JsonReply:
+        return JsonReply(self.body(), self.status, {"x-amzn-ErrorType": self.code}, ensure_ascii=True)
+
     def response(self) -> web.Response:
+        reply = self.reply()
         return web.Response(
-            status=self.status,
-            body=json.dumps(self.body()).encode(),
-            headers={"Content-Type": "application/json", "x-amzn-ErrorType": self.code},
+            status=reply.status, body=reply.encoded(), headers={"Content-Type": "application/json", **reply.headers}
         )
 
 

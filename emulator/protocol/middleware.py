@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from .errors import BedrockError
-from .streaming import STREAM_WRITER
+from .reply import send
 
 log = logging.getLogger("emulator.http")
 
@@ -20,14 +20,16 @@ REQUEST_ID = "x-amzn-RequestId"
 async def errors_as_bedrock(request: web.Request, handler) -> web.StreamResponse:
     request["request_id"] = str(uuid.uuid4())
     try:
-        return await handler(request)
+        # Handlers answer with a transport-neutral reply (protocol/reply.py); this is where it is sent.
+        return await send(request, await handler(request))
     except BedrockError as error:
-        return await _answer(request, error)
+        return await send(request, error.reply())
     except web.HTTPRequestEntityTooLarge:
-        return BedrockError("ValidationException", "The request body exceeds the maximum size of 25000000 bytes.").response()
+        error = BedrockError("ValidationException", "The request body exceeds the maximum size of 25000000 bytes.")
+        return await send(request, error.reply())
     except RequestPayloadError as exc:  # e.g. a gzip Content-Encoding the body does not decode with
         detail = getattr(exc.__cause__, "message", None) or str(exc)
-        return BedrockError("ValidationException", f"Malformed request body: {detail}.").response()
+        return await send(request, BedrockError("ValidationException", f"Malformed request body: {detail}.").reply())
     except web.HTTPException:
         raise
     except ConnectionError as exc:  # the client went away mid-stream; nothing can be sent
@@ -35,16 +37,7 @@ async def errors_as_bedrock(request: web.Request, handler) -> web.StreamResponse
         raise
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
-        return await _answer(request, BedrockError("InternalServerException"))
-
-
-async def _answer(request: web.Request, error: BedrockError) -> web.StreamResponse:
-    """An HTTP error response; once a stream has sent its first byte, an in-stream exception that ends it."""
-    stream = request.get(STREAM_WRITER)
-    if stream is not None and stream.started:
-        await stream.exception(error)
-        return await stream.finish()
-    return error.response()
+        return await send(request, BedrockError("InternalServerException").reply())
 
 
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:

@@ -1,54 +1,61 @@
-"""The HTTP envelope of an event-stream response: 200, chunked, one flushed frame per event."""
+"""Bedrock's event-stream reply: one frame per event, sent as it is produced; a failure after the first frame
+ends the stream with an exception frame."""
 
 from __future__ import annotations
 
-from aiohttp import web
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 
 from .errors import BedrockError
 from .eventstream import event_frame, exception_frame
+from .reply import StreamReply
+
+log = logging.getLogger("emulator.http")
 
 CONTENT_TYPE = "application/vnd.amazon.eventstream"
 # A request key: a callable (message type, event or exception member, payload) that sees every frame sent
 # (the invocation log sets it).
 STREAM_TAP = "eventstream_tap"
-# A request key: the request's EventStreamWriter, so an error raised after the first byte still reaches the
-# client as an in-stream exception (see middleware.errors_as_bedrock).
-STREAM_WRITER = "eventstream_writer"
+
+Tap = Callable[[str, str, dict], None]
 
 
-class EventStreamWriter:
-    """Sends frames as they are produced. No Content-Length: botocore would otherwise buffer until the end."""
+async def event_stream(
+    events: AsyncIterator[tuple[str, dict]], headers: dict[str, str] | None = None, tap: Tap | None = None
+) -> StreamReply:
+    """The reply streaming `events` ((event type, payload) pairs). Its first event is awaited here, so anything
+    that fails before it is still an ordinary HTTP error; a `BedrockError` raised after it becomes that error's
+    exception frame, any other exception an `internalServerException` frame (and a logged traceback)."""
+    try:
+        first = await anext(events)
+    except BaseException:
+        await events.aclose()
+        raise
+    return StreamReply(_frames(first, events, tap), CONTENT_TYPE, dict(headers or {}))
 
-    def __init__(self, request: web.Request, headers: dict[str, str] | None = None) -> None:
-        self._request = request
-        self._response = web.StreamResponse(status=200, headers={"Content-Type": CONTENT_TYPE, **(headers or {})})
-        self._response.enable_chunked_encoding()
-        self.events_sent = 0
-        self._tap = request.get(STREAM_TAP)
-        request[STREAM_WRITER] = self
 
-    @property
-    def started(self) -> bool:
-        return self._response.prepared
-
-    async def _write(self, frame: bytes) -> None:
-        if not self._response.prepared:
-            await self._response.prepare(self._request)
-        await self._response.write(frame)
-
-    async def event(self, event_type: str, payload: dict) -> None:
-        await self._write(event_frame(event_type, payload))
-        self.events_sent += 1
-        if self._tap is not None:
-            self._tap("event", event_type, payload)
-
-    async def exception(self, error: BedrockError) -> None:
-        await self._write(exception_frame(error.stream_member, error.body()))
-        if self._tap is not None:
-            self._tap("exception", error.stream_member, error.body())
-
-    async def finish(self) -> web.StreamResponse:
-        if not self._response.prepared:
-            await self._response.prepare(self._request)
-        await self._response.write_eof()
-        return self._response
+async def _frames(first: tuple[str, dict], events: AsyncIterator[tuple[str, dict]], tap: Tap | None) -> AsyncIterator[bytes]:
+    async with aclosing(events):
+        event: tuple[str, dict] | None = first
+        while event is not None:
+            name, payload = event
+            yield event_frame(name, payload)
+            if tap is not None:
+                tap("event", name, payload)
+            try:
+                event = await anext(events)
+            except StopAsyncIteration:
+                event = None
+            except BedrockError as error:
+                failure = error
+                break
+            except Exception:
+                log.exception("unhandled error in an event stream")
+                failure = BedrockError("InternalServerException")
+                break
+        else:
+            return
+    yield exception_frame(failure.stream_member, failure.body())
+    if tap is not None:
+        tap("exception", failure.stream_member, failure.body())

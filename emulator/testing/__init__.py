@@ -22,6 +22,7 @@ from aiohttp import web
 
 from ..engine.types import Event, Finished
 from ..protocol.errors import BedrockError, validation
+from ..protocol.reply import send
 from ..protocol.streaming import STREAM_TAP
 from .faults import FaultBook, Plan, shaped
 from .invocation_log import DEFAULT_SIZE, Invocation, InvocationLog
@@ -92,7 +93,8 @@ async def around_operation(request: web.Request, operation: str, labels: dict, h
         if plan.error is not None:
             raise plan.error
         admission = kit.limits.admit(operation, model_id)
-        response = await handler(request, labels)
+        # The reply is sent here, inside the operation's scope, so the log and the limits see a whole stream.
+        response = await send(request, await handler(request, labels))
         invocation.answered(response)
         return response
     except BedrockError as error:
