@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import ssl
 import sys
 from pathlib import Path
 
 from .app import Settings, build_app
 from .catalog import Catalog
+from .edge import tls
 from .engine.pool import ModelPool
 from .engine.sources import default_cache_dir
 from .protocol.access import AccessConfig
@@ -22,8 +24,9 @@ log = logging.getLogger("emulator")
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bedrock-emulator", description="A local Amazon Bedrock Runtime emulator.")
-    parser.add_argument("command", nargs="?", choices=["serve", "fetch"], default="serve",
-                        help="serve (default), or fetch: download and prepare the catalog's models, then exit")
+    parser.add_argument("command", nargs="?", choices=["serve", "fetch", "tls-ca"], default="serve",
+                        help="serve (default); fetch: download and prepare the catalog's models, then exit; "
+                             "tls-ca: print the local CA certificate's path (creating it) for clients to trust")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8599, help="port to listen on (default 8599)")
     parser.add_argument("--models", type=Path, default=None, help="model catalog file (default: models/catalog.yaml)")
@@ -32,6 +35,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="model cache (default $BEDROCK_EMULATOR_CACHE or ~/.cache/bedrock-emulator)")
     parser.add_argument("--guardrails", type=Path, default=None,
                         help="guardrail definitions (default: models/guardrails.yaml)")
+    tls = parser.add_argument_group("TLS (HTTPS; HTTP/2 and HTTP/1.1 by ALPN on the same port; see the README)")
+    tls.add_argument("--tls", action="store_true",
+                     help="serve HTTPS; without --tls-cert/--tls-key the certificate comes from a local CA in the cache")
+    tls.add_argument("--tls-cert", type=Path, default=None, metavar="FILE", help="server certificate chain (PEM)")
+    tls.add_argument("--tls-key", type=Path, default=None, metavar="FILE", help="its private key (PEM)")
+    tls.add_argument("--tls-host", action="append", default=[], metavar="NAME",
+                     help="another name or IP the local certificate covers (repeatable; localhost, 127.0.0.1, ::1 always)")
     testing = parser.add_argument_group("testing (see the README: scripted responses, faults, invocation log)")
     testing.add_argument("--fixtures", type=Path, default=None, metavar="DIR",
                          help="load scripted-response rules from the *.yaml / *.yml / *.json files in DIR")
@@ -72,10 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve(settings: Settings, host: str, port: int) -> None:
+async def _serve(settings: Settings, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
     app = build_app(settings)
-    runner, bound = await start_site(app, host, port)
-    log.info("Bedrock Runtime emulator listening on http://%s:%d (health: /_emulator/health; models loading)", host, bound)
+    runner, bound = await start_site(app, host, port, ssl_context)
+    scheme = "https" if ssl_context else "http"
+    log.info("Bedrock Runtime emulator listening on %s://%s:%d (HTTP/1.1 and HTTP/2; health: /_emulator/health; "
+             "models loading)", scheme, host, bound)
     if host not in ("127.0.0.1", "localhost", "::1") and not settings.access.admin_token:
         log.warning("listening on %s without --admin-token: anyone who can reach this port can script answers and "
                     "read the invocation log", host)
@@ -104,6 +116,17 @@ def main(argv: list[str] | None = None) -> None:
                                               invocation_log_path=args.invocation_log, rate_limits_path=args.rate_limits),
                         access=AccessConfig.from_env(args.allow_host, args.admin_token, args.auth_keys))
     settings.recording = _recording(args)
+    if args.command == "tls-ca":
+        print(tls.ensure_ca(settings.cache_dir))
+        return
+    ssl_context = None
+    if args.tls or args.tls_cert or args.tls_key:
+        try:
+            ssl_context = tls.context_for(settings.cache_dir, args.tls_cert, args.tls_key, args.tls_host)
+        except (ValueError, OSError, ssl.SSLError) as exc:
+            sys.exit(f"--tls: {exc}")
+        if args.tls_cert is None:
+            log.info("TLS: clients trust the local CA %s (see `python -m emulator tls-ca`)", tls.tls_dir(settings.cache_dir) / "ca.pem")
     if args.command == "fetch":
         pool = ModelPool(Catalog.load(settings.catalog_path), settings.cache_dir, settings.device)
         pool.load_all()
@@ -112,6 +135,6 @@ def main(argv: list[str] | None = None) -> None:
         log.info("models ready in %s", settings.cache_dir)
         return
     try:
-        asyncio.run(_serve(settings, args.host, args.port))
+        asyncio.run(_serve(settings, args.host, args.port, ssl_context))
     except KeyboardInterrupt:
         pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import threading
 import time
 import urllib.request
@@ -11,27 +12,34 @@ import urllib.request
 from aiohttp import web
 
 from .app import Settings, build_app
+from .edge.site import EdgeRunner, EdgeSite
 
 log = logging.getLogger("emulator")
 
 
-async def start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+async def start_site(
+    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, int]:
+    """Serve `app` on one port: HTTP/1.1 and HTTP/2 (h2c, or ALPN under TLS when `ssl_context` is given)."""
     # handler_cancellation: a client that disconnects cancels its handler, which stops its generation.
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    runner = EdgeRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = EdgeSite(runner, host, port, ssl_context)
     await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # the real port when 0 was asked for
-    return runner, bound
+    return runner, site.port  # the real port when 0 was asked for
 
 
 class BackgroundServer:
     """An emulator on its own event loop thread, bound to a free loopback port by default."""
 
-    def __init__(self, settings: Settings | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, settings: Settings | None = None, host: str = "127.0.0.1", port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.settings = settings or Settings()
         self.host = host
         self.port = port
+        self.ssl_context = ssl_context
         self.app: web.Application | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="emulator-server", daemon=True)
@@ -39,7 +47,7 @@ class BackgroundServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
 
     def start(self, wait_ready: float | None = 600.0) -> "BackgroundServer":
         self._thread.start()
@@ -49,7 +57,7 @@ class BackgroundServer:
                 self.app = build_app(self.settings)
             except SystemExit as exc:  # a bad catalog or rule file: SystemExit would kill the loop thread silently
                 raise RuntimeError(str(exc)) from None
-            self._runner, self.port = await start_site(self.app, self.host, self.port)
+            self._runner, self.port = await start_site(self.app, self.host, self.port, self.ssl_context)
 
         asyncio.run_coroutine_threadsafe(boot(), self._loop).result()
         if wait_ready:
@@ -60,7 +68,9 @@ class BackgroundServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(self.url + "/_emulator/health", timeout=5) as reply:
+                # Our own server on loopback: its certificate (maybe the local CA's) needs no checking here.
+                probe = ssl._create_unverified_context() if self.ssl_context else None
+                with urllib.request.urlopen(self.url + "/_emulator/health", timeout=5, context=probe) as reply:
                     if reply.status == 200:
                         return
             except OSError as exc:
