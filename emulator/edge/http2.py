@@ -82,6 +82,7 @@ class H2Protocol(asyncio.Protocol):
         self.refusing = False  # our GOAWAY sent: new streams are refused
         self.closing = False  # either side's GOAWAY: close when the last open stream ends
         self._closed = False
+        self._flush_scheduled = False
         self._window_open = asyncio.Event()  # set whenever the peer may have widened a flow-control window
         self._writable = asyncio.Event()
         self._writable.set()
@@ -173,7 +174,15 @@ class H2Protocol(asyncio.Protocol):
 
     # -- writing -----------------------------------------------------------------------------------------------
 
+    def _flush_soon(self) -> None:
+        """Write what h2 has queued at the end of this loop iteration: the HEADERS and DATA frames that streams
+        produce in one iteration leave in one write (one syscall) rather than one each."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
     def _flush(self) -> None:
+        self._flush_scheduled = False
         data = self.conn.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
@@ -206,7 +215,7 @@ class H2Protocol(asyncio.Protocol):
                 continue
             last = size == len(view)
             self.conn.send_data(stream_id, view[:size].tobytes(), end_stream=end and last)
-            self._flush()
+            self._flush_soon()
             view = view[size:]
             if last:
                 return
@@ -215,14 +224,14 @@ class H2Protocol(asyncio.Protocol):
         if self._closed:
             raise ConnectionResetError("the HTTP/2 connection is closed")
         self.conn.send_headers(stream_id, headers, end_stream=end)
-        self._flush()
+        self._flush_soon()
 
     def stream_done(self, stream: "_Stream") -> None:
         self.streams.pop(stream.stream_id, None)
         if stream.unacknowledged:  # the connection window must not shrink by a body nobody will read
             self.conn.acknowledge_received_data(stream.unacknowledged, stream.stream_id)
             stream.unacknowledged = 0
-        self._flush()
+        self._flush_soon()
         if self.closing and not self.streams:
             self._close()
 
@@ -346,7 +355,7 @@ class _Stream:
             except h2.exceptions.StreamClosedError:
                 pass
             self.unacknowledged = 0
-            self.connection._flush()
+            self.connection._flush_soon()
 
     def lost(self) -> None:
         """RST_STREAM or a closed connection: stop the handler (and so its generation) now."""
