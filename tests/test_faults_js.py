@@ -18,7 +18,7 @@ from emulator.admin_client import EmulatorAdmin
 from emulator.engine.sources import default_cache_dir
 
 SCRIPT = Path(__file__).resolve().parent / "js" / "faults.mjs"
-PACKAGES = ["@aws-sdk/client-bedrock-runtime@3.1163.0", "@smithy/node-http-handler@4.14.2"]
+PACKAGES = ["@aws-sdk/client-bedrock-runtime@3.1163.0"]
 
 # exception -> (HTTP status, whether the JS SDK's standard retry strategy retries it)
 RETRIES = {

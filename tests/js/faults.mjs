@@ -1,15 +1,14 @@
 // Injected faults as the AWS SDK for JavaScript v3 sees them: its retry decision per exception, and in-stream
 // exceptions thrown as the modeled classes. Prints one JSON line per case. Usage: EP=http://... node faults.mjs
 import { BedrockRuntimeClient, ConverseCommand, ConverseStreamCommand } from "@aws-sdk/client-bedrock-runtime";
-import { NodeHttpHandler } from "@smithy/node-http-handler";
 
 const EP = process.env.EP;
 const MODEL = "anthropic.claude-3-haiku-20240307-v1:0";
 const messages = [{ role: "user", content: [{ text: "hello" }] }];
-// HTTP/1.1: the JS SDK's default handler speaks HTTP/2 only.
+// The default client: HTTP/2 (h2c), as users run it.
 const client = new BedrockRuntimeClient({
   endpoint: EP, region: "us-east-1", credentials: { accessKeyId: "testing", secretAccessKey: "testing" },
-  maxAttempts: 3, requestHandler: new NodeHttpHandler(),
+  maxAttempts: 3,
 });
 const admin = async (method, path, body) => {
   const reply = await fetch(`${EP}/_emulator${path}`, {
