@@ -45,6 +45,8 @@ RUN useradd --create-home --uid 1000 emulator \
 USER emulator
 WORKDIR /home/emulator
 RUN python -m emulator fetch
+# --tls keeps its local CA here; existing (and owned by the server's user) so a volume mounted on it is writable.
+RUN mkdir -p "$BEDROCK_EMULATOR_CACHE/tls"
 
 EXPOSE 8599
 HEALTHCHECK --interval=10s --timeout=5s --start-period=120s --retries=3 \
