@@ -103,6 +103,8 @@ class H2Protocol(asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        if self._flush_scheduled:  # first: h2 drops what it has queued when it receives a GOAWAY
+            self._flush()
         try:
             events = self.conn.receive_data(data)
         except h2.exceptions.ProtocolError as exc:  # h2 has queued a GOAWAY naming the error
