@@ -35,7 +35,18 @@ BODY = {"messages": [{"role": "user", "content": [{"text": "Hello, who are you?"
 PATH = f"/model/{MODEL_ID.replace(':', '%3A')}"
 
 
-def h2load(url: str, body: Path, requests: int, clients: int, streams: int, http1: bool) -> float:
+def server_cpu(pid: int) -> float:
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def h2load(url: str, body: Path, requests: int, clients: int, streams: int, http1: bool, pid: int = 0
+           ) -> tuple[float, float]:
+    """Requests per second (wall clock, load-sensitive) and the server's CPU milliseconds per request (what the
+    protocol costs the server, much less sensitive to other load on the machine)."""
+    cpu = server_cpu(pid) if pid else 0.0
     args = ["h2load", "-n", str(requests), "-c", str(clients), "-m", str(streams), "-d", str(body),
             "-H", "content-type: application/json", *(["--h1"] if http1 else []), url + PATH + "/converse"]
     run = subprocess.run(args, capture_output=True, text=True, timeout=600)
@@ -43,7 +54,7 @@ def h2load(url: str, body: Path, requests: int, clients: int, streams: int, http
     ok = re.search(r"status codes: (\d+) 2xx", run.stdout)
     if run.returncode != 0 or not done or not ok or int(ok.group(1)) != requests:
         raise RuntimeError(f"h2load failed:\n{run.stdout}\n{run.stderr}")
-    return float(done.group(1))
+    return float(done.group(1)), ((server_cpu(pid) - cpu) * 1000 / requests if pid else 0.0)
 
 
 def stream_rate(url: str, http2: bool, tokens: int = 128) -> float:
@@ -89,18 +100,20 @@ def main() -> None:
             h2load(server.url, body, 300, 1, 4, False)
             stream_rate(server.url, False, 16)
             stream_rate(server.url, True, 16)
-            runs: dict[str, list[float]] = {"h1 16 conns": [], "h2 1 conn x 16 streams": [], "h2 16 conns": [],
-                                            "h1 stream tok/s": [], "h2 stream tok/s": []}
+            kinds = {"h1 16 conns": (16, 1, True), "h2 1 conn x 16 streams": (1, 16, False), "h2 16 conns": (16, 1, False)}
+            runs: dict[str, list[float]] = {name: [] for name in kinds}
+            runs |= {f"{name} cpu ms/req": [] for name in kinds}
+            runs |= {"h1 stream tok/s": [], "h2 stream tok/s": []}
+            pid = server.proc.pid
             for round_ in range(args.rounds):
                 order = [False, True] if round_ % 2 == 0 else [True, False]  # alternate who goes first
                 for http2 in order:
-                    if http2:
-                        runs["h2 1 conn x 16 streams"].append(h2load(server.url, body, args.requests, 1, 16, False))
-                        runs["h2 16 conns"].append(h2load(server.url, body, args.requests, 16, 1, False))
-                        runs["h2 stream tok/s"].append(stream_rate(server.url, True))
-                    else:
-                        runs["h1 16 conns"].append(h2load(server.url, body, args.requests, 16, 1, True))
-                        runs["h1 stream tok/s"].append(stream_rate(server.url, False))
+                    for name, (clients, streams, http1) in kinds.items():
+                        if http1 == (not http2):
+                            rate, cpu_ms = h2load(server.url, body, args.requests, clients, streams, http1, pid)
+                            runs[name].append(rate)
+                            runs[f"{name} cpu ms/req"].append(cpu_ms)
+                    runs["h2 stream tok/s" if http2 else "h1 stream tok/s"].append(stream_rate(server.url, http2))
                 print(f"round {round_}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in runs.items()), flush=True)
         finally:
             server.stop()
@@ -108,6 +121,9 @@ def main() -> None:
     print("\nmedians: " + ", ".join(f"{k} {v:.1f}" for k, v in med.items()))
     print(f"Converse req/s, h2 (1 conn x 16 streams) / h1.1 (16 conns): {med['h2 1 conn x 16 streams'] / med['h1 16 conns']:.2f}x")
     print(f"Converse req/s, h2 (16 conns) / h1.1 (16 conns): {med['h2 16 conns'] / med['h1 16 conns']:.2f}x")
+    for name in ("h2 1 conn x 16 streams", "h2 16 conns"):
+        ratio = med["h1 16 conns cpu ms/req"] / med[f"{name} cpu ms/req"]
+        print(f"server CPU per Converse, as a capacity ratio h2 ({name}) / h1.1: {ratio:.2f}x")
     print(f"ConverseStream tok/s, h2 / h1.1: {med['h2 stream tok/s'] / med['h1 stream tok/s']:.2f}x")
     result = {"runs": runs, "medians": med}
     (ROOT / "bench" / "results" / "http2.json").write_text(json.dumps(result, indent=2))
