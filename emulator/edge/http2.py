@@ -56,6 +56,18 @@ BODY_BUFFER = 1024 * 1024  # a request body buffered beyond this waits for its h
 _HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 
 
+class _Connection(h2.connection.H2Connection):
+    """h2's connection, except that a client's graceful GOAWAY (NO_ERROR) keeps it open while streams remain
+    (python-hyper/h2#1181, see `H2Protocol._peer_goaway`) from that very frame on: the frames after it in the same
+    read, such as a bidirectional stream's request DATA, must still be accepted."""
+
+    def _receive_goaway_frame(self, frame):
+        frames, events = super()._receive_goaway_frame(frame)
+        if frame.error_code == h2.errors.ErrorCodes.NO_ERROR and self.open_inbound_streams:
+            self.state_machine.state = h2.connection.ConnectionState.SERVER_OPEN
+        return frames, events
+
+
 class H2Protocol(asyncio.Protocol):
     """One HTTP/2 connection. `server` is the aiohttp `web.Server` (request factory and handler)."""
 
@@ -66,7 +78,7 @@ class H2Protocol(asyncio.Protocol):
         # and lower-cased here, so h2 need not re-check every response (a measurable share of a small reply's cost).
         config = h2.config.H2Configuration(client_side=False, header_encoding=None, validate_outbound_headers=False,
                                            normalize_outbound_headers=False)
-        self.conn = h2.connection.H2Connection(config=config)
+        self.conn = _Connection(config=config)
         self.conn.local_settings = h2.settings.Settings(
             client=False,
             initial_values={
