@@ -11,7 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from . import inspector
-from .api import admin, async_invoke, control, converse, count_tokens, guardrail, guardrail_checks, health, invoke
+from .api import admin, async_invoke, bidirectional, control, converse, count_tokens, guardrail, guardrail_checks, health, invoke
 from .api import openai as openai_api
 from .catalog import Catalog
 from .engine.pool import ModelPool
@@ -43,6 +43,7 @@ OPERATIONS: dict[str, Handler] = {
     "StartAsyncInvoke": async_invoke.start_async_invoke,
     "GetAsyncInvoke": async_invoke.get_async_invoke,
     "ListAsyncInvokes": async_invoke.list_async_invokes,
+    "InvokeModelWithBidirectionalStream": bidirectional.invoke_model_with_bidirectional_stream,
 }
 
 

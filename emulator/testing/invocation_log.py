@@ -28,6 +28,7 @@ from ..protocol.errors import BedrockError
 from ..protocol.identity import ACCOUNT_ID, request_region
 
 DEFAULT_SIZE = 1000
+STREAMING_INPUT = ("InvokeModelWithBidirectionalStream",)
 _ATTEMPT = re.compile(r"attempt=(\d+)")
 
 
@@ -95,7 +96,8 @@ class Invocation:
             model_id=model_id,
             region=request_region(request),
             input_content_type=request.headers.get("Content-Type"),
-            raw_request=await request.read(),
+            # A bidirectional stream's body lasts the whole session: its handler logs the input events instead.
+            raw_request=b"" if operation in STREAMING_INPUT else await request.read(),
             attempt=int(attempt.group(1)) if attempt else None,
             sdk_invocation_id=request.headers.get("amz-sdk-invocation-id"),
         )
