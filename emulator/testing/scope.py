@@ -14,11 +14,13 @@ from ..protocol.shapes import service_model
 
 # Operations that generate text through `Service.generate`, so scripted responses can answer them.
 GENERATING = ("Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream",
-              "OpenAIChatCompletions", "OpenAIResponses")
+              "InvokeModelWithBidirectionalStream", "OpenAIChatCompletions", "OpenAIResponses")
 GeneratingOperation = Literal["Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream",
-                              "OpenAIChatCompletions", "OpenAIResponses"]
-STREAMING = ("ConverseStream", "InvokeModelWithResponseStream", "OpenAIChatCompletions", "OpenAIResponses")
-_STREAM_UNION = {"ConverseStream": "ConverseStreamOutput", "InvokeModelWithResponseStream": "ResponseStream"}
+                              "InvokeModelWithBidirectionalStream", "OpenAIChatCompletions", "OpenAIResponses"]
+STREAMING = ("ConverseStream", "InvokeModelWithResponseStream", "InvokeModelWithBidirectionalStream",
+             "OpenAIChatCompletions", "OpenAIResponses")
+_STREAM_UNION = {"ConverseStream": "ConverseStreamOutput", "InvokeModelWithResponseStream": "ResponseStream",
+                 "InvokeModelWithBidirectionalStream": "InvokeModelWithBidirectionalStreamOutput"}
 # The OpenAI-compatible paths (api/openai) are not in the service model: they can fail as InvokeModel and its
 # stream can (errors go out in OpenAI's JSON shape there, in-stream ones as an SSE error event).
 _LIKE = {"OpenAIChatCompletions": "InvokeModelWithResponseStream", "OpenAIResponses": "InvokeModelWithResponseStream"}
