@@ -290,3 +290,15 @@ async def _h2_post(srv: BackgroundServer, path: str) -> tuple[int, dict, bytes]:
                 return status, headers, body
         writer.write(conn.data_to_send())
     return status, headers, body
+
+
+def test_with_auth_keys_the_session_is_signed_and_checked_without_reading_its_body(server, js_bidi, tmp_path):
+    """SigV4 signs the event-stream marker, not the body: checking it must not wait for a body that lasts a session."""
+    from emulator.protocol.access import AccessConfig
+    from sibling_server import sibling
+
+    keys = tmp_path / "keys.ini"
+    keys.write_text("[js]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    with sibling(server, Settings(access=AccessConfig(auth_keys_path=keys))) as srv:
+        summary = _run(["node", "bidi.mjs"], js_bidi, EP=srv.url, SCENARIO="audio")
+    assert summary["thrown"] is None and len(summary["turns"]) == 1

@@ -274,9 +274,14 @@ async def payload_sha256(body: bytes) -> str:
 
 
 async def check_request(request: web.Request, keys: AuthKeys, service: str = SERVICE) -> Identity:
-    """Authenticate an aiohttp request (reading its body, which aiohttp keeps for the handler)."""
-    body = await request.read()
-    return keys.authenticate(request.method, request.raw_path, request.headers, await payload_sha256(body),
+    """Authenticate an aiohttp request (reading its body, which aiohttp keeps for the handler). A bidirectional
+    stream's body lasts the whole session and is never read here: its signers sign the event-stream marker."""
+    declared = request.headers.get("X-Amz-Content-SHA256", "")
+    if declared == "STREAMING-AWS4-HMAC-SHA256-EVENTS" or request.path.endswith("/invoke-with-bidirectional-stream"):
+        payload_hash = declared
+    else:
+        payload_hash = await payload_sha256(await request.read())
+    return keys.authenticate(request.method, request.raw_path, request.headers, payload_hash,
                              host=request.host, service=service)
 
 
