@@ -216,6 +216,8 @@ def test_an_audio_turn_is_a_placeholder_transcript_and_a_spoken_answer(sessions,
     _check_spoken_answer(turn)
     [audio] = [e for e in sessions[sdk, "audio", "log"]["request"] if "audioInput" in e["event"]][:1]
     assert audio["event"]["audioInput"]["content"] == "<1024 bytes of LPCM>"  # the log keeps sizes, not audio
+    sent = [e["event"]["audioOutput"]["content"] for e in sessions[sdk, "audio", "log"]["response"] if "audioOutput" in e["event"]]
+    assert sent[0] == "<4800 bytes of LPCM>"  # 100 ms at 24 kHz
 
 
 @pytest.mark.parametrize("sdk", SDKS)

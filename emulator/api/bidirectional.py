@@ -64,10 +64,10 @@ async def _frames(session: Session, request: web.Request) -> AsyncIterator[bytes
     try:
         async with aclosing(session.run(input_events(request.content))) as events:
             async for event in events:
-                payload = {"bytes": base64.b64encode(json.dumps(event, ensure_ascii=False).encode()).decode()}
+                payload = _chunk_payload(event)
                 yield event_frame("chunk", payload)
                 if tap is not None:
-                    tap("event", "chunk", payload)
+                    tap("event", "chunk", _logged(event) or payload)
     except BedrockError as error:
         yield exception_frame(error.stream_member, error.body())
         if tap is not None:
@@ -76,6 +76,19 @@ async def _frames(session: Session, request: web.Request) -> AsyncIterator[bytes
         active = current()
         if active is not None:  # the log shows the input events (audio as its size), as Bedrock logs a request
             active.invocation.raw_request = json.dumps(session.input_log, ensure_ascii=False).encode()
+
+
+def _chunk_payload(event: dict) -> dict:
+    return {"bytes": base64.b64encode(json.dumps(event, ensure_ascii=False).encode()).decode()}
+
+
+def _logged(event: dict) -> dict | None:
+    """An audioOutput event as the invocation log keeps it: its size, not its audio (None: logged as sent)."""
+    audio = event["event"].get("audioOutput")
+    if audio is None:
+        return None
+    size = len(audio["content"]) * 3 // 4 - audio["content"][-2:].count("=")
+    return _chunk_payload({"event": {"audioOutput": {**audio, "content": f"<{size} bytes of LPCM>"}}})
 
 
 async def input_events(body) -> AsyncIterator[bytes]:
