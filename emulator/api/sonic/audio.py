@@ -9,10 +9,10 @@ so players, buffers and barge-in logic downstream see realistic sizes and timing
 
 from __future__ import annotations
 
-import math
-import sys
-from array import array
 from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
 
 SPEECH_RMS = 500.0  # int16 RMS above which a frame counts as speech (quiet room noise stays well below)
 FRAME_S = 0.032  # the ~32 ms frames Nova Sonic's samples send
@@ -33,14 +33,17 @@ def speech_seconds(text: str) -> float:
     return max(0.2, words / WORDS_PER_SECOND)
 
 
+@lru_cache(maxsize=8)
+def _second_of_tone(rate: int) -> np.ndarray:
+    # 220 Hz fits a whole number of cycles in one second, so seconds tile without a click.
+    return (TONE_AMPLITUDE * np.sin(2 * np.pi * TONE_HZ * np.arange(rate) / rate)).astype("<i2")
+
+
 def tone(seconds: float, rate: int) -> bytes:
     """`seconds` of the placeholder tone as 16-bit little-endian mono LPCM at `rate` Hz."""
     count = int(round(seconds * rate))
-    step = 2 * math.pi * TONE_HZ / rate
-    samples = array("h", (int(TONE_AMPLITUDE * math.sin(i * step)) for i in range(count)))
-    if sys.byteorder == "big":
-        samples.byteswap()
-    return samples.tobytes()
+    second = _second_of_tone(rate)
+    return np.tile(second, count // rate + 1)[:count].tobytes()
 
 
 def chunks(pcm: bytes, rate: int) -> list[bytes]:
@@ -80,15 +83,15 @@ class VoiceActivity:
         data = self._pending + pcm
         whole = len(data) - len(data) % self._frame_bytes
         self._pending = data[whole:]
+        if not whole:
+            return False, False
+        frames = np.frombuffer(data[:whole], dtype="<i2").astype(np.float64).reshape(-1, self._frame_bytes // 2)
+        loud = np.sqrt((frames * frames).mean(axis=1)) >= SPEECH_RMS  # numpy: linear, and off Python's loop cost
+        seconds = frames.shape[1] / self.rate
         started = ended = False
-        for at in range(0, whole, self._frame_bytes):
-            frame = array("h", data[at : at + self._frame_bytes])
-            if sys.byteorder == "big":
-                frame.byteswap()
-            seconds = len(frame) / self.rate
+        for speech in loud.tolist():
             self.seconds += seconds
-            rms = math.sqrt(sum(s * s for s in frame) / len(frame)) if frame else 0.0
-            if rms >= SPEECH_RMS:
+            if speech:
                 started |= not self.speaking
                 self.speech_s += seconds + self.silence_s
                 self.silence_s = 0.0
