@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,14 +18,18 @@ from .catalog import Catalog
 from .engine.pool import ModelPool
 from .engine.sources import default_cache_dir
 from .guardrails import policies as guardrail_policies
+from .lifecycle import DEFAULT_MAX_QUEUE
 from .protocol import control_plane, routing
 from .protocol.access import AccessConfig, install as install_access
+from .protocol.bounds import MAX_BODY_BYTES, quoted
 from .protocol.errors import BedrockError
+from .protocol.http1 import read_body
 from .protocol.middleware import add_request_id, errors_as_bedrock
 from .protocol.reply import Reply
 from .recording import mode as recording
 from .service import SERVICE, Service
 from .testing import TestKitConfig, around_operation, install as install_testkit
+from .testing.invocation_log import STREAMING_INPUT
 
 log = logging.getLogger("emulator")
 
@@ -54,6 +59,8 @@ class Settings:
     device: str = "cpu"
     guardrails_path: Path | None = None
     async_output_dir: Path | None = None  # where async invocations write output (default: <cache>/async-invoke)
+    state_dir: Path | None = None  # async job records survive a restart here (default: async_output_dir, if given)
+    max_queue: int = DEFAULT_MAX_QUEUE  # generations that may wait for a batch row, per model; beyond: 429
     testing: TestKitConfig = field(default_factory=TestKitConfig)  # fixtures, invocation log, rate limits
     access: AccessConfig = field(default_factory=AccessConfig)  # admin guard, --auth-keys
     recording: recording.RecordingConfig = field(default_factory=recording.RecordingConfig)  # --record/--replay
@@ -64,16 +71,30 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if route is None and (control_route := control_plane.match(request.method, request.raw_path)) is not None:
         return await control.handle(request, control_route)  # the `bedrock` service (CreateGuardrail, ...)
     if route is None:
-        raise BedrockError("UnknownOperationException", f"No operation matches {request.method} {request.path}.")
+        raise BedrockError("UnknownOperationException",
+                           f"No operation matches {request.method} {quoted(request.path, 200)}.")
     handler = recording.handler_for(request.app, route.operation, OPERATIONS.get(route.operation))
     if handler is None:
         raise BedrockError("ValidationException", f"The emulator does not support {route.operation} yet.")
-    return await around_operation(request, route.operation, route.labels, handler)
+    shutdown = request.app[SERVICE].shutdown
+    shutdown.refuse_new()
+    with shutdown.work():
+        if route.operation not in STREAMING_INPUT:  # a bidirectional stream's body lasts its session
+            await read_body(request)  # size from Content-Length first, then a time limit; cached for the handler
+        return await around_operation(request, route.operation, route.labels, handler)
 
 
 async def _load_models(app: web.Application) -> None:
     pool: ModelPool = app[SERVICE].pool
-    app[LOADER] = asyncio.create_task(asyncio.to_thread(pool.load_all))
+
+    async def load() -> None:
+        await asyncio.to_thread(pool.load_all)
+        # The models' millions of long-lived objects leave the collector's view: a full collection then scans
+        # only what requests create, instead of stalling every thread (the loop included) for a large fraction
+        # of a second whenever a big request allocates a lot.
+        gc.freeze()
+
+    app[LOADER] = asyncio.create_task(load())
 
 
 async def _stop_loading(app: web.Application) -> None:
@@ -86,8 +107,8 @@ def build_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
     catalog = Catalog.load(settings.catalog_path)
     pool = ModelPool(catalog, settings.cache_dir or default_cache_dir(), settings.device)
-    app = web.Application(middlewares=[errors_as_bedrock], client_max_size=26 * 1024 * 1024)
-    app[SERVICE] = Service(catalog, pool, guardrail_policies.load(settings.guardrails_path))
+    app = web.Application(middlewares=[errors_as_bedrock], client_max_size=MAX_BODY_BYTES)
+    app[SERVICE] = Service(catalog, pool, guardrail_policies.load(settings.guardrails_path), settings.max_queue)
     install_access(app, settings.access)
     app.on_response_prepare.append(add_request_id)
     if settings.recording.mode in ("record", "replay"):
@@ -98,7 +119,8 @@ def build_app(settings: Settings | None = None) -> web.Application:
     app.router.add_get("/_emulator/health", health.health)
     install_testkit(app, settings.testing)
     recording.install(app, settings.recording)
-    async_invoke.install(app, settings.async_output_dir or pool.cache_dir / "async-invoke")
+    async_invoke.install(app, settings.async_output_dir or pool.cache_dir / "async-invoke",
+                         settings.state_dir or settings.async_output_dir)
     admin.register(app)
     inspector.register(app)
     openai_api.register(app)  # /openai/v1: OpenAI-compatible Chat Completions, Responses, models

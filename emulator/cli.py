@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import ssl
+import signal
 import sys
 from pathlib import Path
 
@@ -14,9 +15,10 @@ from .catalog import Catalog
 from .edge import tls
 from .engine.pool import ModelPool
 from .engine.sources import default_cache_dir
+from .lifecycle import DEFAULT_MAX_QUEUE
 from .protocol.access import AccessConfig
 from .recording.mode import RecordingConfig
-from .server import start_site
+from .server import DEFAULT_GRACE_S, graceful_stop, start_site
 from .testing import TestKitConfig
 
 log = logging.getLogger("emulator")
@@ -78,11 +80,21 @@ def _parser() -> argparse.ArgumentParser:
     access.add_argument("--auth-keys", type=Path, default=None, metavar="FILE",
                         help="verify Bedrock calls' SigV4 signatures and bearer tokens against this AWS "
                              "credentials-style file (default $BEDROCK_EMULATOR_AUTH_KEYS; unset: not checked)")
+    parser.add_argument("--state-dir", type=Path, default=None,
+                        help="keep async invocation records here so they survive a restart "
+                             "(default: --async-output-dir when given, else not kept)")
+    parser.add_argument("--max-queue", type=int, default=DEFAULT_MAX_QUEUE, metavar="N",
+                        help=f"generations that may wait for a batch row, per model; beyond them ThrottlingException "
+                             f"(429) (default {DEFAULT_MAX_QUEUE})")
+    parser.add_argument("--shutdown-grace", type=float, default=DEFAULT_GRACE_S, metavar="SECONDS",
+                        help="on SIGTERM/SIGINT, how long requests in flight may finish before their streams are ended "
+                             f"with an exception (default {DEFAULT_GRACE_S:g})")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
 
-async def _serve(settings: Settings, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
+async def _serve(settings: Settings, host: str, port: int, ssl_context: ssl.SSLContext | None = None,
+                 grace: float = DEFAULT_GRACE_S) -> None:
     app = build_app(settings)
     runner, bound = await start_site(app, host, port, ssl_context)
     scheme = "https" if ssl_context else "http"
@@ -91,10 +103,17 @@ async def _serve(settings: Settings, host: str, port: int, ssl_context: ssl.SSLC
     if host not in ("127.0.0.1", "localhost", "::1") and not settings.access.admin_token:
         log.warning("listening on %s without --admin-token: anyone who can reach this port can script answers and "
                     "read the invocation log", host)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+    loop = asyncio.get_running_loop()
+    stop, now = asyncio.Event(), asyncio.Event()
+
+    def on_signal() -> None:  # the first signal starts a graceful stop; a second ends the grace period
+        (now if stop.is_set() else stop).set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    await stop.wait()
+    log.info("stopping: requests in flight have %gs to finish", grace)
+    await graceful_stop(runner, grace, now)
 
 
 def _recording(args: argparse.Namespace) -> RecordingConfig:
@@ -110,8 +129,11 @@ def _recording(args: argparse.Namespace) -> RecordingConfig:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.max_queue < 0:
+        sys.exit("--max-queue must be 0 or more")
     settings = Settings(catalog_path=args.models, cache_dir=args.cache_dir or default_cache_dir(), device=args.device,
                         guardrails_path=args.guardrails, async_output_dir=args.async_output_dir,
+                        state_dir=args.state_dir, max_queue=args.max_queue,
                         testing=TestKitConfig(fixtures_dir=args.fixtures, require_fixture_match=args.require_fixture_match,
                                               invocation_log_path=args.invocation_log, rate_limits_path=args.rate_limits),
                         access=AccessConfig.from_env(args.allow_host, args.admin_token, args.auth_keys))
@@ -135,6 +157,6 @@ def main(argv: list[str] | None = None) -> None:
         log.info("models ready in %s", settings.cache_dir)
         return
     try:
-        asyncio.run(_serve(settings, args.host, args.port, ssl_context))
+        asyncio.run(_serve(settings, args.host, args.port, ssl_context, args.shutdown_grace))
     except KeyboardInterrupt:
         pass

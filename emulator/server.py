@@ -13,6 +13,8 @@ from aiohttp import web
 
 from .app import Settings, build_app
 from .edge.site import EdgeRunner, EdgeSite
+from .protocol import http1
+from .service import SERVICE
 
 log = logging.getLogger("emulator")
 
@@ -22,11 +24,39 @@ async def start_site(
 ) -> tuple[web.AppRunner, int]:
     """Serve `app` on one port: HTTP/1.1 and HTTP/2 (h2c, or ALPN under TLS when `ssl_context` is given)."""
     # handler_cancellation: a client that disconnects cancels its handler, which stops its generation.
-    runner = EdgeRunner(app, handler_cancellation=True, access_log=None)
+    # shutdown_timeout: what `cleanup` gives handlers still running after `graceful_stop` has drained the rest.
+    runner = EdgeRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
+    http1.install(runner)  # HTTP/1.1: Bedrock-shaped parser errors, header read timeout
     site = EdgeSite(runner, host, port, ssl_context)
     await site.start()
     return runner, site.port  # the real port when 0 was asked for
+
+
+DEFAULT_GRACE_S = 10.0
+_DRAIN_S = 3.0  # after the grace period: time for ended streams to write their exception frame
+
+
+async def graceful_stop(runner: web.AppRunner, grace: float = DEFAULT_GRACE_S, now: asyncio.Event | None = None) -> None:
+    """Stop accepting; let requests and async jobs in flight finish within `grace` seconds (or until `now` is
+    set); then end the generations still running with an error event, and clean up (async jobs are recorded)."""
+    service = runner.app[SERVICE]
+    service.shutdown.stopping = True  # new requests on open connections: ServiceUnavailableException
+    for site in list(runner.sites):
+        await site.stop()  # no new connections
+    waiting = asyncio.ensure_future(now.wait()) if now is not None else None
+    deadline = time.monotonic() + grace
+    while service.shutdown.busy and time.monotonic() < deadline and not (waiting and waiting.done()):
+        await asyncio.sleep(0.05)
+    if service.shutdown.busy:
+        log.info("ending %d request(s) and job(s) still running after the grace period", service.shutdown.busy)
+    service.shutdown.end_generations()
+    deadline = time.monotonic() + _DRAIN_S
+    while service.shutdown.busy and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if waiting is not None:
+        waiting.cancel()
+    await runner.cleanup()
 
 
 class BackgroundServer:

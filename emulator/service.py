@@ -8,6 +8,7 @@ operation and family alike.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,7 @@ from .families.base import TextFamily
 from .guardrails.policies import Guardrail, resolve_identifier
 from .guardrails.request_path import Guard
 from .guardrails.store import GuardrailStore
+from .lifecycle import DEFAULT_MAX_QUEUE, Admission, Shutdown
 from .protocol.errors import BedrockError, validation
 from .tooluse import ToolPlan, tool_turn
 
@@ -53,11 +55,14 @@ class Call:
 
 
 class Service:
-    def __init__(self, catalog: Catalog, pool: ModelPool, guardrails: dict[str, Guardrail] | None = None) -> None:
+    def __init__(self, catalog: Catalog, pool: ModelPool, guardrails: dict[str, Guardrail] | None = None,
+                 max_queue: int = DEFAULT_MAX_QUEUE) -> None:
         self.catalog = catalog
         self.pool = pool
         self.guardrails = guardrails or {}
         self.created_guardrails = GuardrailStore()  # the control plane's CreateGuardrail ...
+        self.admission = Admission(max_queue)  # bounded queue per model: ThrottlingException beyond it
+        self.shutdown = Shutdown()  # ends in-flight generations with an error event when the server stops
 
     def guardrail(self, identifier: str, version: str) -> Guardrail:
         """A guardrail by id or ARN: from the guardrails file (every version shares its policies), else one created
@@ -83,6 +88,12 @@ class Service:
     async def prompt_ids(self, call: Call) -> tuple[int, ...]:
         """Tokenize the call's prompt off the event loop with the model's own chat template."""
         model = self.engine_for(call.entry).model
+        # No token is longer than the longest vocabulary entry, so a prompt with more characters than the context
+        # holds tokens of that length cannot fit: refused at once rather than after tokenising megabytes.
+        characters = len(call.prompt) if call.prompt is not None else sum(len(m["content"]) for m in call.messages)
+        if characters > model.context_length and \
+                characters > model.context_length * await asyncio.to_thread(_longest_token, model.tokenizer):
+            raise validation("Input is too long for requested model.")
         if call.prompt is not None:
             ids = await asyncio.to_thread(model.text_ids, call.prompt)
         else:
@@ -96,7 +107,8 @@ class Service:
         """Stream the events of one generation for `call`: a test's scripted response, faults and log apply here.
         Closing the iterator (`contextlib.aclosing`) stops the generation at once."""
         events = testing.around_generation(self, call, lambda: self._model_events(call, params))
-        return call.guard.events(events) if call.guard is not None else events
+        guarded = call.guard.events(events) if call.guard is not None else events
+        return self.shutdown.interruptible(guarded)
 
     async def _model_events(self, call: Call, params: SamplingParams) -> AsyncIterator[Event]:
         events = tool_turn(self, call, params) if call.tools is not None else self.model_events(call, params)
@@ -111,9 +123,17 @@ class Service:
         engine = self.engine_for(call.entry)
         if constraint is None and (call.prompt is not None or call.family.completes_text):
             params = replace(params, require_text=True)  # a completion body always gets a continuation
-        request = GenerationRequest(await self.prompt_ids(call), params, constraint)
-        async for event in engine.stream(request):
-            yield event
+        with self.admission.slot(self.catalog.require_local(call.entry)):
+            request = GenerationRequest(await self.prompt_ids(call), params, constraint)
+            async for event in engine.stream(request):
+                yield event
+
+
+@functools.lru_cache(maxsize=8)
+def _longest_token(tokenizer) -> int:
+    """Characters in the longest vocabulary entry (byte-level entries spell one character per byte, so this
+    bounds the characters any token decodes to)."""
+    return max((len(token) for token in tokenizer.get_vocab()), default=1)
 
 
 SERVICE = web.AppKey("service", Service)

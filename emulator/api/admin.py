@@ -22,13 +22,15 @@ Bad input gets a 400 with `{"message": ...}` naming each problem; unknown ids a 
 
 from __future__ import annotations
 
-import json
+import asyncio
 
 from aiohttp import web
 
+from ..protocol import bounds
 from ..protocol.errors import BedrockError, validation
 from ..protocol.reply import JsonReply
 from ..testing import TESTKIT, TestKit
+from ..testing.caps import MAX_ADMIN_BODY
 from ..testing.faults import FaultError, parse_fault
 from ..testing.ratelimits import RateLimitError, parse_limits
 from ..testing.rules import RuleError, parse_rules
@@ -42,10 +44,23 @@ def _kit(request: web.Request) -> TestKit:
 
 
 async def _body(request: web.Request) -> object:
+    """The JSON body, refused past MAX_ADMIN_BODY bytes (from Content-Length, before reading) or when unsafe."""
+    if (request.content_length or 0) > MAX_ADMIN_BODY:
+        raise validation(f"An admin request body is limited to {MAX_ADMIN_BODY} bytes.")
+    raw = await request.read()  # a chunked body (no Content-Length) is bounded by the app's client_max_size
+    if len(raw) > MAX_ADMIN_BODY:
+        raise validation(f"An admin request body is limited to {MAX_ADMIN_BODY} bytes.")
+    if not raw.strip():
+        return None
     try:
-        return json.loads(await request.read() or b"null")
-    except (UnicodeDecodeError, ValueError) as exc:
+        return await asyncio.to_thread(bounds.loads, raw)
+    except bounds.UnsafeJson as exc:
         raise validation(f"The request body is not valid JSON: {exc}") from None
+
+
+async def _parsed(parse, data: object):
+    """Schema validation of a (bounded) admin body, off the event loop: thousands of rules take a while."""
+    return await asyncio.to_thread(parse, data)
 
 
 def _not_found(kind: str, item_id: str) -> BedrockError:
@@ -58,7 +73,7 @@ async def list_rules(request: web.Request) -> JsonReply:
 
 async def add_rules(request: web.Request) -> JsonReply:
     try:
-        rules = parse_rules(await _body(request))
+        rules = await _parsed(parse_rules, await _body(request))
     except RuleError as exc:
         raise validation(f"Invalid rule:\n{exc}") from None
     added = _kit(request).rules.add(rules)
@@ -83,7 +98,7 @@ async def list_faults(request: web.Request) -> JsonReply:
 
 async def add_fault(request: web.Request) -> JsonReply:
     try:
-        fault = parse_fault(await _body(request))
+        fault = await _parsed(parse_fault, await _body(request))
     except FaultError as exc:
         raise validation(f"Invalid fault:\n{exc}") from None
     return json_response(_kit(request).faults.add(fault).view())
@@ -107,7 +122,7 @@ async def get_limits(request: web.Request) -> JsonReply:
 
 async def put_limits(request: web.Request) -> JsonReply:
     try:
-        limits = parse_limits(await _body(request))
+        limits = await _parsed(parse_limits, await _body(request))
     except RateLimitError as exc:
         raise validation(f"Invalid rate limits:\n{exc}") from None
     _kit(request).limits.configure(limits)
@@ -127,9 +142,11 @@ async def list_invocations(request: web.Request) -> JsonReply:
     bedrock = request.query.get("format") == "bedrock"
     log = _kit(request).log
     # A poller (the inspector page) asks for `?after=lastSeq` next time, and drops what it shows below firstSeq
-    # (cleared or evicted entries).
-    return json_response({"invocations": log.views(int(limit or 0), bedrock, int(after or 0)),
-                          "firstSeq": log.first_seq, "lastSeq": log.last_seq})
+    # (cleared or evicted entries). Up to the log's cap of bodies decoded and encoded: on a worker thread.
+    chosen, first, last = log.select(int(limit or 0), int(after or 0)), log.first_seq, log.last_seq
+    body = await asyncio.to_thread(lambda: bounds.dumps_bytes_yielding({
+        "invocations": log.render(chosen, bedrock), "firstSeq": first, "lastSeq": last}))
+    return web.Response(body=body, headers={"Content-Type": "application/json"})
 
 
 async def clear_invocations(request: web.Request) -> JsonReply:

@@ -173,7 +173,7 @@ def response_fields(native: dict, pointers: list[str] | None) -> dict | None:
         for key in keys:
             if isinstance(node, dict) and key in node:
                 node = node[key]
-            elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            elif isinstance(node, list) and key.isascii() and key.isdigit() and int(key) < len(node):
                 node = node[int(key)]
             else:
                 found = False

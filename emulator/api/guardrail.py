@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from ..guardrails import grounding
 from ..guardrails.policies import Evaluation, assessment, evaluate, policy_units
+from ..protocol import bounds
 from ..service import SERVICE
-from ..protocol.reply import JsonReply
-from .common import Stopwatch, json_response, validated_json
+from .common import Stopwatch, validated_json
 from .guarded import embedder
 
 _EVALUATED = {"guard_content", "query"}  # grounding_source text is context, not checked content
@@ -23,7 +25,9 @@ async def apply_guardrail(request: web.Request, labels: dict) -> JsonReply:
         for block in params["content"]
         if "text" in block and (not block["text"].get("qualifiers") or _EVALUATED & set(block["text"]["qualifiers"]))
     ]
-    evaluations = [evaluate(guardrail, text) for text in texts]
+    # Policies run over the caller's text (linear in its size) and the reply is encoded on worker threads, so the
+    # event loop never waits on them however large the text is.
+    evaluations = await asyncio.to_thread(lambda: [evaluate(guardrail, text) for text in texts])
     merged = Evaluation([finding for e in evaluations for finding in e.findings])
     characters = sum(len(text) for text in texts)
     embed = embedder(request.app[SERVICE])
@@ -34,7 +38,12 @@ async def apply_guardrail(request: web.Request, labels: dict) -> JsonReply:
             [b["text"] for b in blocks if "query" in (b.get("qualifiers") or [])])
         answer = "\n".join(b["text"] for b in blocks if not b.get("qualifiers") or "guard_content" in b["qualifiers"])
         merged.findings += await grounding.check(guardrail, embed, context, answer)
+    body = await asyncio.to_thread(_reply, guardrail, params, texts, evaluations, merged, characters, clock)
+    return web.Response(body=body, headers={"Content-Type": "application/json"})
 
+
+def _reply(guardrail, params: dict, texts: list[str], evaluations: list[Evaluation], merged: Evaluation,
+           characters: int, clock: Stopwatch) -> bytes:
     if merged.blocked:
         action, reason = "GUARDRAIL_INTERVENED", "Guardrail blocked."
         messaging = guardrail.blocked_input_messaging if params["source"] == "INPUT" else guardrail.blocked_outputs_messaging
@@ -47,7 +56,7 @@ async def apply_guardrail(request: web.Request, labels: dict) -> JsonReply:
         outputs = [{"text": text} for text in texts] if params.get("outputScope") == "FULL" else []
 
     coverage = {"textCharacters": {"guarded": characters, "total": characters}}
-    return json_response({
+    return bounds.dumps_bytes_yielding({
         "usage": policy_units(guardrail, characters),
         "action": action,
         "actionReason": reason,

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Iterator
+import logging
 from contextlib import aclosing
 from dataclasses import replace
 
@@ -23,6 +24,7 @@ from ..families.base import Family, Invocation, TextFamily
 from ..families.embeddings import Embedded, EmbeddingFamily
 from ..families.images import ImageFamily
 from ..guardrails.request_path import Guard
+from ..protocol import bounds
 from ..protocol.errors import malformed_native, validation
 from ..protocol.shapes import operation, validate_input
 from ..protocol.reply import JsonReply, StreamReply
@@ -31,6 +33,8 @@ from ..service import SERVICE, Call, Service
 from .common import Stopwatch, json_response, model_failure, streamed
 from .converse_input import check_project
 from .guarded import native_guard, native_input
+
+log = logging.getLogger("emulator.invoke")
 
 # Media types that mean "JSON" on the way in (clients send none, JSON, octet-stream or a wildcard) and out.
 _BODY_TYPES = {"application/json", "application/octet-stream", "*/*", "application/*"}
@@ -62,10 +66,9 @@ def envelope(request: web.Request, labels: dict, operation_name: str) -> dict:
 def native_body(raw: bytes) -> dict:
     """The model's JSON body; anything else is the validator's `Malformed input request`."""
     try:
-        body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        detail = getattr(exc, "msg", "invalid UTF-8")
-        raise malformed_native(f"#: the request body is not valid JSON ({detail})") from None
+        body = bounds.loads(raw)
+    except bounds.UnsafeJson as exc:
+        raise malformed_native(f"#: the request body is not valid JSON ({exc})") from None
     if not isinstance(body, dict):
         found = "JSONArray" if isinstance(body, list) else type(body).__name__
         raise malformed_native(f"#: expected type: JSONObject, found: {found}")
@@ -76,14 +79,19 @@ def text_call(
     service: Service, operation_name: str, model_id: str, entry: Entry, family: TextFamily, body: dict, streaming: bool
 ) -> tuple[Call, SamplingParams]:
     """Validate a text family's native body and build the generation call it asks for."""
-    family = family.variant(body, model_id)
-    body = family.canonical(body)
-    family.validate(body)
-    family.check_invocation(body, model_id, streaming)
-    if streaming and family.choices(body) > 1:
-        raise validation("The emulator streams one generation per request; ask for a single generation to stream.")
-    prompt = family.prompt(body)
-    params = family.sampling(body, entry)
+    try:
+        family = family.variant(body, model_id)
+        body = family.canonical(body)
+        family.validate(body)
+        family.check_invocation(body, model_id, streaming)
+        if streaming and family.choices(body) > 1:
+            raise validation("The emulator streams one generation per request; ask for a single generation to stream.")
+        prompt = family.prompt(body)
+        params = family.sampling(body, entry)
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError, OverflowError) as exc:
+        # A body the family's schema let through but its reader cannot take: malformed input, never a 500.
+        log.warning("native %s body refused by its reader: %r", family.name, exc)
+        raise malformed_native("#: the body does not fit the model's request format") from None
     return Call(operation_name, model_id, entry, family, prompt.messages, prompt.text, family.tool_plan(body)), params
 
 
@@ -170,7 +178,9 @@ async def _embed(service: Service, request_id: str, entry: Entry, family: Embedd
     counts = await asyncio.to_thread(lambda: [model.count_tokens(text) for text in wanted.texts])
     family.check_lengths(wanted, counts, model.window)
     vectors = await model.embed(wanted.texts, normalize=False, keep=wanted.keep)
-    return family.reply(wanted, Embedded(vectors.numpy(), counts), request_id), sum(counts)
+    # Projection (a QR decomposition the first time a size is asked for) and quantisation: off the loop too.
+    reply = await asyncio.to_thread(family.reply, wanted, Embedded(vectors.numpy(), counts), request_id)
+    return reply, sum(counts)
 
 
 class _NativeChunks:

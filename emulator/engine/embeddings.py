@@ -91,6 +91,17 @@ def projection(source: int, target: int) -> np.ndarray:
     return basis.T * math.sqrt(source / target)
 
 
+# Every size Bedrock's embedding families return (Titan V1 1536; V2 256/512/1024; Cohere 1024; Cohere v4 up to 1536).
+FAMILY_SIZES = (256, 512, 1024, 1536)
+
+
+def warm_projections(source: int) -> None:
+    """Build the projection matrices at load time: a QR decomposition contends for the CPU with the model's
+    threads and, on a busy machine, took seconds on a request's path."""
+    for target in FAMILY_SIZES:
+        projection(source, target)
+
+
 def project(vectors: torch.Tensor | np.ndarray, target: int, normalize: bool) -> np.ndarray:
     """Rows mapped to `target` values each, unit-normalised if asked."""
     native = np.asarray(vectors, dtype=np.float64)

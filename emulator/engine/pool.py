@@ -9,7 +9,7 @@ from pathlib import Path
 from ..catalog import Catalog
 from ..protocol.errors import BedrockError
 from . import encoder, sources
-from .embeddings import EmbeddingModel
+from .embeddings import EmbeddingModel, warm_projections
 from .scheduler import TextEngine
 from .text_model import TextModel, load_tokenizer, pick_device
 
@@ -39,6 +39,7 @@ class ModelPool:
                     self.text[name] = TextEngine(TextModel.load(name, folder, device, spec.dtype))
                 else:
                     self.embedding[name] = _load_embedding(name, folder, device)
+                    warm_projections(self.embedding[name].dimensions)
                 log.info("model %s ready in %.1fs", name, time.monotonic() - started)
             self.ready = True
         except Exception as exc:

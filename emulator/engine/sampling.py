@@ -20,7 +20,7 @@ def make_generator(params: SamplingParams, device: torch.device) -> torch.Genera
         return None
     gen = torch.Generator(device=device)
     if params.seed is not None:
-        gen.manual_seed(params.seed)
+        gen.manual_seed(params.seed % 2**64)  # any integer a body allows; torch takes 64 bits
     else:
         gen.seed()
     return gen

@@ -14,6 +14,9 @@ STOP_SEQUENCE = "stop_sequence"
 TOOL_USE = "tool_use"
 
 
+MIN_TEMPERATURE = 1e-4  # see SamplingParams.greedy
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     max_new_tokens: int
@@ -31,7 +34,9 @@ class SamplingParams:
 
     @property
     def greedy(self) -> bool:
-        return self.temperature <= 0.0
+        # Below MIN_TEMPERATURE, logits / temperature overflows float32 to inf (NaN probabilities in torch);
+        # sampling that cold is greedy in effect, so it is done greedily. NaN never gets here (JSON refuses it).
+        return not self.temperature >= MIN_TEMPERATURE
 
 
 class TokenConstraint(Protocol):

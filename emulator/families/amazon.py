@@ -88,7 +88,7 @@ class Nova(TextFamily):
             "stopSequences": s.Arr(s.Str()),
             "reasoningConfig": s.AnyValue(),
         })
-        message = s.Obj({"role": s.Str(enum=("user", "assistant")), "content": s.Arr(s.Obj(closed=False))},
+        message = s.Obj({"role": s.Str(enum=("user", "assistant")), "content": s.Arr(s.Obj({"text": s.Str()}, closed=False))},
                         required=("role", "content"))
         return s.Obj(
             {

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..catalog import Entry
 from ..engine.types import Finished, SamplingParams, ToolInputDelta, ToolUse, ToolUseStart
+from ..protocol.bounds import quoted
 from ..protocol.errors import BedrockError, malformed_native, validation
 from . import schema
 from .schema import Spec, number_text
@@ -166,8 +167,11 @@ class TextFamily(Family):
             default = entry.defaults.get(name, self.defaults.get(name))
             return default
         pointer = "#/" + "/".join(path)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                (integer and isinstance(value, float) and not value.is_integer()):
             raise malformed_native(f"{pointer}: expected type: {'Integer' if integer else 'Number'}, found: {type(value).__name__}")
+        if isinstance(value, int) and value.bit_length() > 1000:  # past float's range: no sampling knob takes it
+            raise malformed_native(f"{pointer}: {quoted(str(value), 40)} is not less or equal to {2**63 - 1}")
         lo, hi = self.ranges.get(name, (None, None))
         if lo is not None and value < lo:
             raise malformed_native(f"{pointer}: {number_text(value)} is not greater or equal to {number_text(lo)}")

@@ -60,6 +60,11 @@ class EmbeddingFamily(Family):
                 )
 
 
+# Titan Text Embeddings V2 reads at most 8,192 tokens or 50,000 characters (AWS documentation); Bedrock's body
+# schema refuses a longer inputText, so it never reaches the tokenizer.
+TITAN_V2_MAX_CHARACTERS = 50_000
+
+
 class TitanEmbedV1(EmbeddingFamily):
     """`amazon.titan-embed-text-v1`: 1536 values, not normalised; the body takes `inputText` only."""
 
@@ -86,7 +91,7 @@ class TitanEmbedV2(EmbeddingFamily):
     def build_schema(self) -> s.Spec:
         return s.Obj(
             {
-                "inputText": s.Str(),
+                "inputText": s.Str(max_length=TITAN_V2_MAX_CHARACTERS),
                 "dimensions": s.Int(enum=(1024, 512, 256)),
                 "normalize": s.Bool(),
                 "embeddingTypes": s.Arr(s.Str(enum=("float", "binary")), min_items=1),

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from ..protocol.bounds import quoted
 from ..protocol.errors import malformed_native
 
 # JSON type name -> the Java class name everit prints.
@@ -70,6 +71,7 @@ class Spec:
     enum: tuple | None = None
     pattern: str | None = None
     min_length: int | None = None
+    max_length: int | None = None
     items: "Spec | None" = None
     min_items: int | None = None
     max_items: int | None = None
@@ -82,8 +84,9 @@ def AnyValue() -> Spec:
     return Spec()
 
 
-def Str(enum: tuple | None = None, pattern: str | None = None, min_length: int | None = None) -> Spec:
-    return Spec(("string",), enum=enum, pattern=pattern, min_length=min_length)
+def Str(enum: tuple | None = None, pattern: str | None = None, min_length: int | None = None,
+        max_length: int | None = None) -> Spec:
+    return Spec(("string",), enum=enum, pattern=pattern, min_length=min_length, max_length=max_length)
 
 
 def Int(minimum: float | None = None, maximum: float | None = None, enum: tuple | None = None) -> Spec:
@@ -129,7 +132,7 @@ def violations(spec: Spec, value: Any, path: tuple = (), require: bool = True) -
         expected = names[0] if len(names) == 1 else f"one of [{', '.join(names)}]"
         return [f"{at}: expected type: {expected}, found: {_found(value)}"]
     if spec.enum is not None and value not in spec.enum:
-        shown = number_text(value) if isinstance(value, float) else value
+        shown = number_text(value) if isinstance(value, float) else quoted(value)
         out.append(f"{at}: {shown} is not a valid enum value")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if spec.minimum is not None and value < spec.minimum:
@@ -139,8 +142,10 @@ def violations(spec: Spec, value: Any, path: tuple = (), require: bool = True) -
     if isinstance(value, str):
         if spec.min_length is not None and len(value) < spec.min_length:
             out.append(f"{at}: expected minLength: {spec.min_length}, actual: {len(value)}")
+        if spec.max_length is not None and len(value) > spec.max_length:
+            out.append(f"{at}: expected maxLength: {spec.max_length}, actual: {len(value)}")
         if spec.pattern is not None and not _regex(spec.pattern).search(value):
-            out.append(f"{at}: string [{value}] does not match pattern {spec.pattern}")
+            out.append(f"{at}: string [{quoted(value)}] does not match pattern {spec.pattern}")
     if isinstance(value, list):
         if spec.min_items is not None and len(value) < spec.min_items:
             out.append(f"{at}: expected minimum item count: {spec.min_items}, found: {len(value)}")

@@ -6,15 +6,18 @@ expressions so a test can trigger every policy on purpose. PII detection is a re
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+import regex
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..catalog import bundled_model_file
+from ..protocol.errors import BedrockError
+from ..safe_regex import RegexTimeout, UnsafePattern, compile_checked
 
 Action = Literal["BLOCK", "ANONYMIZE"]
 CONTENT_TYPES = ("HATE", "INSULTS", "SEXUAL", "VIOLENCE", "MISCONDUCT", "PROMPT_ATTACK")
@@ -30,6 +33,7 @@ PII_PATTERNS: dict[str, str] = {
     "AWS_ACCESS_KEY": r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])",
     "MAC_ADDRESS": r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}(?![0-9A-Fa-f:])",
 }
+REGEX_BUDGET_S = 0.25  # per configured regex and evaluated text
 PROFANITY = ("damn", "hell", "crap")  # a tiny stand-in for Bedrock's managed profanity list
 
 
@@ -58,7 +62,10 @@ class RegexRule(BaseModel):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        re.compile(value)
+        try:
+            compile_checked(value)
+        except UnsafePattern as exc:
+            raise ValueError(str(exc)) from None
         return value
 
 
@@ -91,8 +98,14 @@ def load(path: Path | None) -> dict[str, Guardrail]:
         raise SystemExit(f"invalid guardrails file {path}:\n{exc}") from None
 
 
+@lru_cache(maxsize=4096)
+def _phrase_pattern(phrase: str) -> regex.Pattern:
+    return regex.compile(rf"(?<!\w){regex.escape(phrase)}(?!\w)", regex.IGNORECASE)
+
+
 def _phrase(text: str, phrase: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text, re.IGNORECASE) is not None
+    # `regex` with concurrent=True releases the GIL while it scans: a long text never stalls the event loop thread.
+    return _phrase_pattern(phrase).search(text, concurrent=True) is not None
 
 
 @dataclass
@@ -120,12 +133,18 @@ class Evaluation:
         return bool(self.findings)
 
     def anonymized(self, text: str) -> str:
-        """Replace anonymized spans with `{TYPE}` as Bedrock does, from the end so offsets stay valid."""
-        spans = sorted((f for f in self.findings if f.span and not f.blocks), key=lambda f: f.span[0], reverse=True)
+        """Replace anonymized spans with `{TYPE}` as Bedrock does: one pass, linear in the text and the findings.
+        Overlapping spans (two policies over the same characters) keep the earlier one."""
+        spans = sorted((f for f in self.findings if f.span and not f.blocks), key=lambda f: f.span[0])
+        parts, at = [], 0
         for finding in spans:
             start, end = finding.span
-            text = text[:start] + "{" + finding.label + "}" + text[end:]
-        return text
+            if start < at:
+                continue
+            parts += [text[at:start], "{" + finding.label + "}"]
+            at = end
+        parts.append(text[at:])
+        return "".join(parts)
 
 
 def evaluate(guardrail: Guardrail, text: str) -> Evaluation:
@@ -148,18 +167,27 @@ def evaluate(guardrail: Guardrail, text: str) -> Evaluation:
                 result.findings.append(Finding("wordPolicy", "managedWordLists", entry, True))
     for kind, action in guardrail.pii.items():
         pattern = PII_PATTERNS.get(kind)
-        for match in re.finditer(pattern, text) if pattern else ():
+        for match in regex.finditer(pattern, text, concurrent=True) if pattern else ():
             if kind == "CREDIT_DEBIT_CARD_NUMBER" and not _luhn(match.group()):
                 continue
             verdict = "BLOCKED" if action == "BLOCK" else "ANONYMIZED"
             entry = {"match": match.group(), "type": kind, "action": verdict, "detected": True}
             result.findings.append(Finding("sensitiveInformationPolicy", "piiEntities", entry, action == "BLOCK", match.span(), kind))
     for rule in guardrail.regexes:
-        for match in re.finditer(rule.pattern, text):
+        for match in _regex_matches(rule, text):
             verdict = "BLOCKED" if rule.action == "BLOCK" else "ANONYMIZED"
             entry = {"name": rule.name, "match": match.group(), "regex": rule.pattern, "action": verdict, "detected": True}
             result.findings.append(Finding("sensitiveInformationPolicy", "regexes", entry, rule.action == "BLOCK", match.span(), rule.name))
     return result
+
+
+def _regex_matches(rule: RegexRule, text: str):
+    """A configured regex's matches, with the safe engine's time budget (guardrails can come from API callers)."""
+    try:
+        return list(compile_checked(rule.pattern).finditer(text, timeout=REGEX_BUDGET_S, concurrent=True))
+    except RegexTimeout:
+        raise BedrockError("ValidationException", f"The guardrail regex {rule.name!r} took longer than "
+                           f"{int(REGEX_BUDGET_S * 1000)} ms on this input; simplify the pattern.") from None
 
 
 def policy_units(guardrail: Guardrail, characters: int) -> dict:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .bounds import quoted
 from .reply import JsonReply
+
+MAX_MESSAGE = 16384  # characters of an error message (real ones are far shorter)
 
 # name -> (HTTP status, default message). Statuses are the service model's `error.httpStatusCode`.
 MODELED: dict[str, tuple[int, str]] = {
@@ -43,7 +46,8 @@ class BedrockError(Exception):
         if code not in MODELED and code not in UNMODELED:
             raise ValueError(f"unknown error code {code}")
         self.code = code
-        self.message = message if message is not None else MODELED.get(code, (0, code))[1]
+        # Bounded: a message that quotes a user's value never grows with the request (see bounds.quoted).
+        self.message = quoted(message, MAX_MESSAGE) if message is not None else MODELED.get(code, (0, code))[1]
         self.extra = extra
         super().__init__(f"{code}: {self.message}")
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from .errors import BedrockError
+from .http1 import from_http_exception
 from .reply import send
 
 log = logging.getLogger("emulator.http")
@@ -29,9 +30,13 @@ async def errors_as_bedrock(request: web.Request, handler) -> web.StreamResponse
         return await send(request, error.reply())
     except RequestPayloadError as exc:  # e.g. a gzip Content-Encoding the body does not decode with
         detail = getattr(exc.__cause__, "message", None) or str(exc)
-        return await send(request, BedrockError("ValidationException", f"Malformed request body: {detail}.").reply())
-    except web.HTTPException:
-        raise
+        response = await send(request, BedrockError("ValidationException", f"Malformed request body: {detail}.").reply())
+        response.force_close()  # the rest of the body cannot be read: say the connection ends with this reply
+        return response
+    except web.HTTPException as exc:  # the router's 404/405 (e.g. a newline in a path), 413: modeled errors too
+        if exc.status < 400:
+            raise
+        return await send(request, from_http_exception(exc).reply())
     except ConnectionError as exc:  # the client went away mid-stream; nothing can be sent
         log.info("client disconnected: %s", exc)
         raise

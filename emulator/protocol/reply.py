@@ -25,7 +25,8 @@ class JsonReply:
     ensure_ascii: bool = False  # error bodies escape non-ASCII text, as they always have
 
     def encoded(self) -> bytes:
-        return json.dumps(self.body, ensure_ascii=self.ensure_ascii).encode()
+        # backslashreplace: a lone surrogate echoed from a request is written as its JSON escape, never a 500
+        return json.dumps(self.body, ensure_ascii=self.ensure_ascii).encode("utf-8", "backslashreplace")
 
 
 @dataclass

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from functools import lru_cache
 
 import botocore.session
 from botocore.model import OperationModel, ServiceModel, Shape
 
+from . import bounds
 from .errors import BedrockError, validation
 
 
@@ -38,7 +38,8 @@ def _shown(value: object) -> str:
         return str(value).lower()
     if isinstance(value, (dict, list)):
         return "..."
-    return str(value)
+    # Coral quotes the value; a whole over-long id still fits, a 20 MB text is cut (bounds.MAX_CORAL_QUOTED).
+    return bounds.quoted(value, bounds.MAX_CORAL_QUOTED)
 
 
 class _Checker:
@@ -162,33 +163,18 @@ def decode_blob(value: str) -> bytes:
     return base64.b64decode(value)
 
 
-class _NotJson(ValueError):
-    pass
-
-
-def _not_json(name: str) -> None:
-    """Python's json accepts NaN and Infinity; JSON (and Bedrock) does not."""
-    raise _NotJson(f"{name} is not a JSON value")
-
-
 def check_json_body(body: bytes) -> dict:
     """Parse a JSON request body; anything but a JSON object is a ValidationException, never a 500."""
+    if not body.strip():
+        return {}
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise BedrockError("ValidationException", "Malformed request body: the body is not valid UTF-8.") from None
-    if not text.strip():
-        return {}
     try:
-        parsed = json.loads(text, parse_constant=_not_json)
-    except json.JSONDecodeError as exc:
-        raise BedrockError("ValidationException", f"Malformed request body: invalid JSON ({exc.msg} at position {exc.pos}).") from None
-    except _NotJson as exc:
+        parsed = bounds.loads(text)
+    except bounds.UnsafeJson as exc:
         raise BedrockError("ValidationException", f"Malformed request body: invalid JSON ({exc}).") from None
-    except ValueError:  # Python refuses integers of more than 4300 digits
-        raise BedrockError("ValidationException", "Malformed request body: invalid JSON (a number has too many digits).") from None
-    except RecursionError:
-        raise BedrockError("ValidationException", "Malformed request body: invalid JSON (nested too deeply).") from None
     if not isinstance(parsed, dict):
         raise BedrockError("ValidationException", "Malformed request body: expected a JSON object.")
     return parsed

@@ -25,7 +25,7 @@ from ..protocol.errors import BedrockError, validation
 from ..protocol.reply import send
 from ..protocol.streaming import STREAM_TAP
 from .faults import FaultBook, Plan, shaped
-from .invocation_log import DEFAULT_SIZE, Invocation, InvocationLog
+from .invocation_log import DEFAULT_BYTES, DEFAULT_SIZE, Invocation, InvocationLog
 from .ratelimits import RateLimiter, RateLimitError, load_limits
 from .rules import RuleBook, RuleError, scripted_events
 
@@ -43,6 +43,7 @@ class TestKitConfig:
     require_fixture_match: bool = False
     invocation_log_path: Path | None = None
     invocation_log_size: int = DEFAULT_SIZE
+    invocation_log_bytes: int = DEFAULT_BYTES
     rate_limits_path: Path | None = None
 
 
@@ -55,7 +56,8 @@ class TestKit:
         self.rules = RuleBook(config.fixtures_dir)
         self.faults = FaultBook()
         self.limits = RateLimiter(load_limits(config.rate_limits_path) if config.rate_limits_path else None)
-        self.log = InvocationLog(config.invocation_log_size, config.invocation_log_path)
+        self.log = InvocationLog(config.invocation_log_size, config.invocation_log_path,
+                                 max_bytes=config.invocation_log_bytes)
         self.require_fixture_match = config.require_fixture_match
 
     def reset(self) -> None:
@@ -90,8 +92,8 @@ async def around_operation(request: web.Request, operation: str, labels: dict, h
     try:
         if plan.first_byte_delay:
             await asyncio.sleep(plan.first_byte_delay)
-        if plan.error is not None:
-            raise plan.error
+        if plan.error is not None:  # a fresh exception: the plan's own never carries a traceback (no cycles)
+            raise BedrockError(plan.error.code, plan.error.message, **plan.error.extra)
         admission = kit.limits.admit(operation, model_id)
         # The reply is sent here, inside the operation's scope, so the log and the limits see a whole stream.
         response = await send(request, await handler(request, labels))
@@ -125,7 +127,9 @@ async def around_generation(service: "Service", call: "Call", model_events: Call
         return
     kit, invocation = active.kit, active.invocation
     # The body is parsed again only when some rule matches on it (large bodies cost nothing otherwise).
-    rule = kit.rules.match(call, invocation.request_body if kit.rules.wants_body else None)
+    # User regexes run on a worker thread (with their time budget), so a slow pattern never holds the loop.
+    body = invocation.request_body if kit.rules.wants_body else None
+    rule = await asyncio.to_thread(kit.rules.match, call, body) if kit.rules.needs_thread else kit.rules.match(call, body)
     if rule is not None:
         invocation.rule = rule.label
         events = scripted_events(rule, call, service)

@@ -40,6 +40,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from ..engine.types import Event, Failed, Finished, TextDelta, ToolInputDelta
 from ..protocol.errors import BedrockError
+from .caps import MAX_FAULTS, MAX_TEXT, cap_error
 from .scope import (STREAMING, all_operations, as_list, describe, error_code, extra_members, model_matches,
                     operation_errors, stream_exceptions)
 
@@ -54,10 +55,10 @@ class Fault(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     error: ErrorCode | None = None
-    message: str | None = None
+    message: str | None = Field(default=None, max_length=MAX_TEXT)
     extra: dict[str, Any] = Field(default_factory=dict)
     operation: list[str] | None = None
-    model: str | None = None
+    model: str | None = Field(default=None, max_length=1000)
     count: int | None = Field(default=None, ge=1)
     rate: float | None = Field(default=None, gt=0, le=1)
     seed: int | None = None
@@ -161,6 +162,8 @@ class FaultBook:
         self._active: list[ActiveFault] = []
 
     def add(self, fault: Fault) -> ActiveFault:
+        if len(self._active) >= MAX_FAULTS:
+            raise cap_error("active faults", MAX_FAULTS, len(self._active))
         active = ActiveFault(f"fault-{next(self._ids)}", fault, rng=random.Random(fault.seed))
         self._active.append(active)
         return active

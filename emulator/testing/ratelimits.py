@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..catalog import base_model_id
 from ..protocol.errors import BedrockError
+from .caps import MAX_LIMITS
 from .scope import GENERATING, describe, model_matches
 
 TOO_MANY_REQUESTS = "Too many requests, please wait before trying again."
@@ -39,7 +40,7 @@ class RateLimitError(ValueError):
 class RateLimit(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = "*"
+    model: str = Field(default="*", max_length=1000)
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
     window_seconds: float = Field(default=60, gt=0)
@@ -57,6 +58,9 @@ class RateLimitFile(BaseModel):
 
 
 def parse_limits(data: object, where: str = "") -> list[RateLimit]:
+    if isinstance(data, dict) and isinstance(data.get("limits"), list) and len(data["limits"]) > MAX_LIMITS:
+        raise RateLimitError(f"{where + ': ' if where else ''}limits: at most {MAX_LIMITS} rate limits "
+                             f"(got {len(data['limits'])})")
     try:
         return RateLimitFile.model_validate(data).limits
     except ValidationError as exc:

@@ -10,7 +10,7 @@ answers it with `respond`. The same schema serves `--fixtures DIR` and `POST /_e
                                            #   OpenAIChatCompletions, OpenAIResponses (api/openai)
           model: "anthropic.claude-3*"     # glob over the model id as sent or its base id (profiles/ARNs stripped)
           contains: "weather"              # substring of the last user message's text (case-sensitive)
-          regex: "in (Paris|Rome)"         # Python regex searched in the same text
+          regex: "in (Paris|Rome)"         # regex searched in the same text (`regex` module, 100 ms budget)
           turn: 1                          # number of user messages so far (1 = first turn; raw prompts count as 1)
           body: {messages: [...]}          # the whole request body as sent, volatile keys ignored (see below)
           ignore: [toolUseId, id]          # keys ignored in `body` (default: recording.matching.VOLATILE)
@@ -38,6 +38,7 @@ import glob
 import itertools
 import json
 import re
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,11 +48,15 @@ import yaml
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator,
                       model_validator)
 
+from .. import safe_regex
 from ..engine.types import END_TURN, Event, Failed, Finished, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
+from ..protocol.bounds import quoted
 from ..protocol.errors import BedrockError
 from ..recording.cassette import Cassette, is_cassette
 from ..recording.matching import VOLATILE, Sent, normalized
+from ..safe_regex import UnsafePattern, compile_checked
 from ..tooluse import tool_use_id
+from .caps import MAX_RULES, MAX_TEXT, cap_error
 from .scope import GeneratingOperation, as_list, describe, error_code, extra_members, model_matches
 
 if TYPE_CHECKING:
@@ -60,6 +65,7 @@ if TYPE_CHECKING:
 ErrorCode = Annotated[str, BeforeValidator(error_code)]
 StopReason = Literal["end_turn", "tool_use", "max_tokens", "stop_sequence", "guardrail_intervened", "content_filtered"]
 RULE_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+RULE_REGEX_BUDGET_S = 0.1  # per rule regex and request (matching runs on a worker thread)
 
 
 class RuleError(ValueError):
@@ -72,8 +78,8 @@ class _Strict(BaseModel):
 
 class Match(_Strict):
     operation: list[GeneratingOperation] | None = None
-    model: str | None = None
-    contains: str | None = None
+    model: str | None = Field(default=None, max_length=1000)
+    contains: str | None = Field(default=None, max_length=MAX_TEXT)
     regex: str | None = None
     turn: int | None = Field(default=None, ge=1)
     body: Any = None
@@ -87,9 +93,9 @@ class Match(_Strict):
     def _compiles(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression: {exc}") from None
+                compile_checked(value)  # the safe engine, with its compile-time check (see safe_regex)
+            except UnsafePattern as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     def fits(self, operation: str, model_id: str | None, body: Any) -> bool:
@@ -111,8 +117,14 @@ class Match(_Strict):
         text = call.last_user_text
         if self.contains is not None and self.contains not in text:
             return False
-        if self.regex is not None and re.search(self.regex, text) is None:
-            return False
+        if self.regex is not None:
+            try:
+                if safe_regex.search(self.regex, text, RULE_REGEX_BUDGET_S) is None:
+                    return False
+            except safe_regex.RegexTimeout:
+                raise BedrockError("ValidationException", f"The scripted rule regex {quoted(self.regex, 80)!r} took "
+                                   f"longer than {int(RULE_REGEX_BUDGET_S * 1000)} ms on this request's text; "
+                                   "simplify the pattern.") from None
         return self.turn is None or self.turn == max(call.turn_index, 1)
 
 
@@ -141,7 +153,7 @@ class Usage(_Strict):
 
 class ScriptedError(_Strict):
     code: ErrorCode
-    message: str | None = None
+    message: str | None = Field(default=None, max_length=MAX_TEXT)
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -157,7 +169,7 @@ class ScriptedError(_Strict):
 
 
 class Respond(_Strict):
-    text: str = ""
+    text: str = Field(default="", max_length=MAX_TEXT)
     tool_calls: list[ToolCall] = Field(default_factory=list)
     stop_reason: StopReason | None = None
     stop_sequence: str | None = None
@@ -186,7 +198,7 @@ class Respond(_Strict):
 
 
 class Rule(_Strict):
-    name: str | None = None
+    name: str | None = Field(default=None, max_length=256)
     match: Match = Field(default_factory=Match)
     respond: Respond
     times: int | None = Field(default=None, ge=1)
@@ -220,6 +232,9 @@ class RuleFile(_Strict):
 
 def parse_rules(data: object, where: str = "") -> list[Rule | CassetteRule]:
     """`{"rules": [...]}` (a rule file), a single rule object (handy in admin requests), or a cassette."""
+    if isinstance(data, dict) and isinstance(data.get("rules"), list) and len(data["rules"]) > MAX_RULES:
+        raise RuleError(f"{where + ': ' if where else ''}rules: at most {MAX_RULES} rules "
+                        f"(got {len(data['rules'])})")
     try:
         if is_cassette(data):
             return [cassette_rule(Cassette.model_validate(data), where or "api")]
@@ -285,6 +300,7 @@ class RuleBook:
 
     def __init__(self, directory: Path | None = None) -> None:
         self._ids = itertools.count(1)
+        self._lock = threading.Lock()
         self._added: list[LoadedRule] = []
         self._loaded_files: list[LoadedRule] = []
         for path in rule_files(directory) if directory is not None else []:
@@ -302,6 +318,9 @@ class RuleBook:
         return itertools.chain(self._added, self._files, self._cassettes)
 
     def add(self, rules: list[Rule]) -> list[LoadedRule]:
+        """Add all of `rules` or, past the cap, none (a refused request changes nothing)."""
+        if len(self._added) + len(rules) > MAX_RULES:
+            raise cap_error("run-time rules", MAX_RULES, len(self._added))
         loaded = [self._loaded(rule, "api") for rule in rules]
         self._added += loaded
         return loaded
@@ -322,13 +341,20 @@ class RuleBook:
     def wants_body(self) -> bool:
         return any(r.cassette is None and r.rule.match.body is not None for r in self._all())
 
+    @property
+    def needs_thread(self) -> bool:
+        """Whether matching may take long enough (user regexes) to belong on a worker thread."""
+        return any(r.cassette is None and r.rule.match.regex is not None for r in self._all())
+
     def match(self, call: "Call", body: Any = None) -> LoadedRule | None:
-        """The first live scripted rule that fits `call`; using it counts against its `times`."""
+        """The first live scripted rule that fits `call`; using it counts against its `times`. Safe on a worker
+        thread: a rule with `times` is used exactly that often, even when matched from threads."""
         body = Sent(body)
-        for loaded in self._all():
-            if loaded.cassette is None and not loaded.exhausted and loaded.rule.match.matches(call, body):
-                loaded.used += 1
-                return loaded
+        with self._lock:
+            for loaded in list(self._all()):
+                if loaded.cassette is None and not loaded.exhausted and loaded.rule.match.matches(call, body):
+                    loaded.used += 1
+                    return loaded
         return None
 
     def match_recorded(self, operation: str, labels: dict[str, str], body: Any) -> LoadedRule | None:
