@@ -69,8 +69,10 @@ def test_catastrophic_rule_regexes_never_freeze_the_server(fresh, tmp_path):
 def test_a_2mb_guardrail_text_is_masked_without_stalling_health(server, tmp_path):
     text = ("Contact me at a@b.com or 555-123-4567 about ORD-123456. " * 40000)[:2_000_000]
     body = {"source": "INPUT", "content": [{"text": {"text": text}}]}
-    with HealthMonitor(server.url, tmp_path) as monitor:
-        reply, answer = post_json(server.url, "/guardrail/demoguardrail/version/1/apply", body)
+    raw = json.dumps(body).encode()
+    with HealthMonitor(server.url, tmp_path) as monitor:  # the server shares this process: parse the reply after
+        reply = raw_request(server.url, "/guardrail/demoguardrail/version/1/apply", raw)
+    answer = json.loads(reply.body)
     assert reply.status == 200
     assert answer["action"] == "GUARDRAIL_INTERVENED"
     assert answer["outputs"][0]["text"].startswith("Contact me at {EMAIL} or {PHONE} about {order-id}. Contact")
