@@ -47,10 +47,9 @@ async def read_body(request: web.BaseRequest, timeout: float | None = None) -> b
     """The whole body: refused from Content-Length before reading when too large, and within a time limit."""
     if (request.content_length or 0) > MAX_BODY_BYTES:
         raise body_too_large()
-    try:
-        async with asyncio.timeout(BODY_TIMEOUT_S if timeout is None else timeout):
-            return await request.read()
-    except TimeoutError:
+    try:  # wait_for, not asyncio.timeout: Python 3.10 is supported
+        return await asyncio.wait_for(request.read(), BODY_TIMEOUT_S if timeout is None else timeout)
+    except asyncio.TimeoutError:
         if request.transport is not None:
             request.transport.close()  # the rest of a stalled body is never read
         raise BedrockError("ValidationException", "The request body was not received in time.") from None
