@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import sys
 import threading
 import time
 import urllib.request
@@ -23,6 +24,9 @@ async def start_site(
     app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
 ) -> tuple[web.AppRunner, int]:
     """Serve `app` on one port: HTTP/1.1 and HTTP/2 (h2c, or ALPN under TLS when `ssl_context` is given)."""
+    # Worker threads run user-sized Python work (guardrails, parsing, tokenising); with CPython's default 5 ms
+    # switch interval the event loop waits up to that long for the GIL at every step of every request.
+    sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
     # handler_cancellation: a client that disconnects cancels its handler, which stops its generation.
     # shutdown_timeout: what `cleanup` gives handlers still running after `graceful_stop` has drained the rest.
     runner = EdgeRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0)

@@ -29,6 +29,14 @@ def fresh(server):
     raw_request(server.url, "/_emulator/reset")
 
 
+@pytest.fixture(scope="module")
+def isolated(tmp_path_factory):
+    """A server in its own process for the latency checks: the test process's heap and GIL stay out of them."""
+    folder = tmp_path_factory.mktemp("isolated")
+    with emulator_process(log=folder / "server.log") as (url, _):
+        yield url
+
+
 def post_json(url: str, path: str, payload, method: str = "POST", headers: dict | None = None):
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     reply = raw_request(url, path, body, method=method, headers=headers)
@@ -47,8 +55,9 @@ def converse_body(text: str = "Hi", **inference) -> dict:
 
 # --- 1. nothing user-supplied freezes the loop ---------------------------------------------------------------
 
-def test_catastrophic_rule_regexes_never_freeze_the_server(fresh, tmp_path):
-    url = fresh.url
+def test_catastrophic_rule_regexes_never_freeze_the_server(isolated, tmp_path):
+    url = isolated
+    raw_request(url, "/_emulator/reset")
     reply, _ = post_json(url, "/_emulator/rules", {"match": {"regex": "(a|aa)+$"}, "respond": {"text": "x"}})
     assert "backtracks catastrophically" in modeled(reply, 400, "ValidationException")
     # `(a+)+$` (the issue's example) is linear on the safe engine; `(x+x+)+y` passes the probe but hits the budget.
@@ -66,12 +75,12 @@ def test_catastrophic_rule_regexes_never_freeze_the_server(fresh, tmp_path):
     monitor.assert_responsive()
 
 
-def test_a_2mb_guardrail_text_is_masked_without_stalling_health(server, tmp_path):
+def test_a_2mb_guardrail_text_is_masked_without_stalling_health(isolated, tmp_path):
     text = ("Contact me at a@b.com or 555-123-4567 about ORD-123456. " * 40000)[:2_000_000]
     body = {"source": "INPUT", "content": [{"text": {"text": text}}]}
     raw = json.dumps(body).encode()
-    with HealthMonitor(server.url, tmp_path) as monitor:  # the server shares this process: parse the reply after
-        reply = raw_request(server.url, "/guardrail/demoguardrail/version/1/apply", raw)
+    with HealthMonitor(isolated, tmp_path) as monitor:
+        reply = raw_request(isolated, "/guardrail/demoguardrail/version/1/apply", raw)
     answer = json.loads(reply.body)
     assert reply.status == 200
     assert answer["action"] == "GUARDRAIL_INTERVENED"
