@@ -60,18 +60,27 @@ class BedrockRequestHandler(RequestHandler):
 
     _header_timer: asyncio.TimerHandle | None = None
 
+    def _between_requests(self) -> bool:
+        """No whole request parsed and none being handled: a request's headers are (still) arriving."""
+        return not self._messages and not self._request_in_progress
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # From the connection's start (a sniffing front end may hand over its first bytes before `start` runs).
+        self._header_timer = self._loop.call_later(HEADER_TIMEOUT_S, self._headers_overdue)
+
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        waiting = self._waiter is not None and not self._waiter.done()  # idle, and no whole request yet
-        if waiting and data and self._header_timer is None:
+        if not self._between_requests():
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+        elif data and self._header_timer is None:  # the first bytes of the next request on a kept-alive connection
             self._header_timer = self._loop.call_later(HEADER_TIMEOUT_S, self._headers_overdue)
-        elif not waiting and self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
 
     def _headers_overdue(self) -> None:
         self._header_timer = None
-        if self._waiter is not None and not self._waiter.done():
+        if self._between_requests() and self.transport is not None:
             log.info("closing a connection whose request headers took over %ss", HEADER_TIMEOUT_S)
             self.force_close()
 
