@@ -101,6 +101,7 @@ async def _stop_loading(app: web.Application) -> None:
     loader = app.get(LOADER)
     if loader is not None and not loader.done():
         loader.cancel()
+    await app[SERVICE].pool.close()  # inference engines' pooled connections
 
 
 def build_app(settings: Settings | None = None) -> web.Application:

@@ -21,12 +21,41 @@ _ARN = re.compile(r"arn:aws(?:-[^:]+)?:bedrock:[^:]*:[^:]*:([a-z-]+)/(.+)")
 _PROFILE_PREFIX = re.compile(r"(?:us|us-gov|eu|apac|jp|au|ca|global)\.(?=[a-z0-9-]+\.)")
 
 
+ENGINES = ("openai", "vllm", "sglang", "llama.cpp", "llama-cpp-python", "ollama", "tgi", "ray-serve")
+
+
+class RemoteEngine(BaseModel):
+    """An OpenAI-compatible inference engine that answers for a local model name (engine/remote.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    base_url: str  # up to and including /v1, e.g. http://127.0.0.1:8000/v1
+    model: str  # the engine's own model name
+    api_key_env: str | None = None  # environment variable holding the engine's API key (sent as a bearer token)
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_concurrency: int = Field(default=64, ge=1)
+    # Which engine it is: picks the request dialect where engines differ (structured output, top_k, token counts).
+    engine: Literal[ENGINES] = "openai"  # type: ignore[valid-type]
+    # A Hugging Face tokenizer folder or name whose chat template and vocabulary match the engine's model; used for
+    # CountTokens (and usage the engine does not report) when the engine has no tokenize endpoint.
+    tokenizer: str | None = None
+    context_length: int | None = Field(default=None, ge=1)  # embedding engines: the input window, if known
+
+
 class LocalModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["text", "embedding"]
     package: str | None = None
-    path: str
+    path: str | None = None
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    openai: RemoteEngine | None = None  # an engine answers instead of local weights
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "LocalModel":
+        if (self.path is None) == (self.openai is None):
+            raise ValueError("each local model needs exactly one of `path` (weights) or `openai` (an engine)")
+        if self.package is not None and self.openai is not None:
+            raise ValueError("`package` names weights; an `openai` engine entry has none")
+        return self
 
 
 class KnownModel(BaseModel):

@@ -18,6 +18,7 @@ from aiohttp import web
 from . import families, testing
 from .catalog import Catalog, Entry
 from .engine.pool import ModelPool
+from .engine.remote import RemoteTextEngine
 from .engine.scheduler import TextEngine
 from .engine.types import Event, GenerationRequest, SamplingParams, TokenConstraint
 from .families.base import TextFamily
@@ -26,7 +27,7 @@ from .guardrails.request_path import Guard
 from .guardrails.store import GuardrailStore
 from .lifecycle import DEFAULT_MAX_QUEUE, Admission, Shutdown
 from .protocol.errors import BedrockError, validation
-from .tooluse import ToolPlan, tool_turn
+from .tooluse import ToolPlan, tool_turn, with_tools
 
 
 @dataclass
@@ -85,6 +86,19 @@ class Service:
     def engine_for(self, entry: Entry) -> TextEngine:
         return self.pool.text_engine(self.catalog.require_local(entry))
 
+    def remote_for(self, entry: Entry) -> RemoteTextEngine | None:
+        """The inference engine answering this entry's model, if an engine does (engine/remote.py)."""
+        return self.pool.remote_text.get(entry.local) if entry.local else None
+
+    async def input_tokens(self, call: Call) -> int:
+        """The input tokens a generation for `call` is billed (CountTokens answers this)."""
+        remote = self.remote_for(call.entry)
+        if remote is not None:
+            return await remote.count_input(call)
+        if call.tools is not None:  # the local model reads tools in its system prompt (tooluse.py)
+            call = replace(call, tools=None, messages=with_tools(call.messages, call.tools))
+        return len(await self.prompt_ids(call))
+
     async def prompt_ids(self, call: Call) -> tuple[int, ...]:
         """Tokenize the call's prompt off the event loop with the model's own chat template."""
         model = self.engine_for(call.entry).model
@@ -111,7 +125,13 @@ class Service:
         return self.shutdown.interruptible(guarded)
 
     async def _model_events(self, call: Call, params: SamplingParams) -> AsyncIterator[Event]:
-        events = tool_turn(self, call, params) if call.tools is not None else self.model_events(call, params)
+        remote = self.remote_for(call.entry)
+        if remote is not None:  # the engine takes the tools itself, as OpenAI tools
+            events = remote.events(call, params)
+        elif call.tools is not None:
+            events = tool_turn(self, call, params)
+        else:
+            events = self.model_events(call, params)
         async with aclosing(events):
             async for event in events:
                 yield event

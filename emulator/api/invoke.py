@@ -19,6 +19,7 @@ from aiohttp import web
 
 from .. import families
 from ..catalog import Entry
+from ..engine.remote import RemoteEmbeddingModel
 from ..engine.types import Event, Failed, Finished, SamplingParams, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
 from ..families.base import Family, Invocation, TextFamily
 from ..families.embeddings import Embedded, EmbeddingFamily
@@ -175,6 +176,10 @@ async def _embed(service: Service, request_id: str, entry: Entry, family: Embedd
     family.validate(body)
     wanted = family.request(body, entry)
     model = service.pool.embedding_model(service.catalog.require_local(entry))
+    if isinstance(model, RemoteEmbeddingModel):  # the engine counts and embeds in one request per text
+        native, counts = await model.embed_counted(wanted.texts)
+        family.check_lengths(wanted, counts, model.window)
+        return family.reply(wanted, Embedded(native, counts), request_id), sum(counts)
     counts = await asyncio.to_thread(lambda: [model.count_tokens(text) for text in wanted.texts])
     family.check_lengths(wanted, counts, model.window)
     vectors = await model.embed(wanted.texts, normalize=False, keep=wanted.keep)
@@ -232,7 +237,7 @@ async def invoke_model_with_response_stream(request: web.Request, labels: dict) 
     if guard is not None:
         native_input(guard, call)
         call.guard = guard
-    invocation = Invocation(model_id, body, request["request_id"], input_tokens=len(await service.prompt_ids(call)))
+    invocation = Invocation(model_id, body, request["request_id"], input_tokens=await service.input_tokens(call))
     native = _NativeChunks(call.family, invocation, clock, guard)
     headers = _headers(request, {"X-Amzn-Bedrock-Content-Type": "application/json"})
     events = _native_events(service.generate(call, params), call, native)

@@ -10,6 +10,7 @@ from ..catalog import Catalog
 from ..protocol.errors import BedrockError
 from . import encoder, sources
 from .embeddings import EmbeddingModel, warm_projections
+from .remote import RemoteEmbeddingModel, RemoteTextEngine
 from .scheduler import TextEngine
 from .text_model import TextModel, load_tokenizer, pick_device
 
@@ -22,7 +23,14 @@ class ModelPool:
         self.cache_dir = cache_dir
         self.device_name = device
         self.text: dict[str, TextEngine] = {}
-        self.embedding: dict[str, EmbeddingModel] = {}
+        self.embedding: dict[str, EmbeddingModel | RemoteEmbeddingModel] = {}
+        # Models an OpenAI-compatible engine answers (engine/remote.py): nothing to load, ready at once.
+        self.remote_text: dict[str, RemoteTextEngine] = {}
+        for name, spec in catalog.spec.local_models.items():
+            if spec.openai is not None and spec.kind == "text":
+                self.remote_text[name] = RemoteTextEngine(name, spec.openai)
+            elif spec.openai is not None:
+                self.embedding[name] = RemoteEmbeddingModel(name, spec.openai)
         self.ready = False
         self.error: str | None = None
 
@@ -33,6 +41,8 @@ class ModelPool:
             used = {entry.local for entry in self.catalog.spec.models if entry.local}
             for name in sorted(used):
                 spec = self.catalog.spec.local_models[name]
+                if spec.openai is not None:
+                    continue
                 started = time.monotonic()
                 folder = sources.resolve(spec.package, spec.path, self.cache_dir)
                 if spec.kind == "text":
@@ -53,6 +63,8 @@ class ModelPool:
 
     def text_engine(self, name: str) -> TextEngine:
         if name not in self.text:
+            if name in self.remote_text:  # callers that need local weights (scripted usage counts) fall back
+                raise BedrockError("ModelNotReadyException", f"{name} is served by an inference engine")
             if name in self.embedding:
                 raise BedrockError(
                     "ValidationException",
@@ -61,9 +73,9 @@ class ModelPool:
             raise self._not_ready()
         return self.text[name]
 
-    def embedding_model(self, name: str) -> EmbeddingModel:
+    def embedding_model(self, name: str) -> EmbeddingModel | RemoteEmbeddingModel:
         if name not in self.embedding:
-            if name in self.text:
+            if name in self.text or name in self.remote_text:
                 raise BedrockError(
                     "ValidationException",
                     "This action doesn't support the model that you provided. Try again with a supported embedding model.",
@@ -72,9 +84,20 @@ class ModelPool:
         return self.embedding[name]
 
 
+    def engines(self) -> dict[str, RemoteTextEngine | RemoteEmbeddingModel]:
+        """The models that inference engines answer, by name."""
+        remote = {name: m for name, m in self.embedding.items() if isinstance(m, RemoteEmbeddingModel)}
+        return {**self.remote_text, **remote}
+
+    async def close(self) -> None:
+        for engine in self.engines().values():
+            await engine.close()
+
+
 def _load_embedding(name: str, folder: Path, device) -> EmbeddingModel:
     """BERT checkpoints through the lean encoder (no transformers model import at start), others via transformers."""
     if not encoder.supports(folder):
         return EmbeddingModel.load(name, folder, device)
     log.info("loaded embedding model %s from %s on %s (lean BERT encoder)", name, folder, device)
     return EmbeddingModel(name, load_tokenizer(folder), encoder.BertEncoder(folder, device), device)
+

@@ -422,7 +422,7 @@ async def _token_counts(respond: Respond, call: "Call", service: "Service") -> t
     if usage.input_tokens is not None:
         input_tokens = usage.input_tokens
     elif model is not None:
-        input_tokens = len(await service.prompt_ids(call))
+        input_tokens = await service.input_tokens(call)
     else:
         input_tokens = estimated_tokens(call.prompt or "".join(m["content"] for m in call.messages))
     if usage.output_tokens is not None:
