@@ -31,7 +31,7 @@ DEAD = "anthropic.claude-dead-engine"  # a rule whose engine is not running
 NARROW = "anthropic.claude-narrow-engine"  # max_concurrency 1
 HASTY = "anthropic.claude-hasty-engine"  # timeout_s far below a prompt's reading time
 MORTAL = "anthropic.claude-mortal-engine"  # its own engine process, killed by a test
-QUESTION = "What is the capital of France? Answer in one sentence, then describe the city."
+QUESTION = "Describe Paris in detail, in at least 200 words."
 GREEDY = {"temperature": 0, "topP": 1}
 # What the emulator sends along with Bedrock's sampling fields to llama-cpp-python: plain sampling, no penalties.
 ENGINE_PLAIN = {"temperature": 0, "top_p": 1, "top_k": 0, "min_p": 0, "repeat_penalty": 1.0}
@@ -136,9 +136,9 @@ def converse(rc, text: str = QUESTION, max_tokens: int = 40, model: str = HAIKU,
                        **kwargs)
 
 
-def converse_stream(rc, text: str = QUESTION, max_tokens: int = 40, model: str = HAIKU, **kwargs):
-    reply = rc.converse_stream(modelId=model, messages=[user(text)],
-                               inferenceConfig={"maxTokens": max_tokens, **GREEDY}, **kwargs)
+def converse_stream(rc, text: str = QUESTION, max_tokens: int = 40, model: str = HAIKU, stops=(), **kwargs):
+    config = {"maxTokens": max_tokens, **GREEDY, **({"stopSequences": list(stops)} if stops else {})}
+    reply = rc.converse_stream(modelId=model, messages=[user(text)], inferenceConfig=config, **kwargs)
     return list(reply["stream"])
 
 
@@ -209,7 +209,7 @@ def test_stop_sequences_end_the_answer_and_never_leak_even_across_chunks(rc):
                         inferenceConfig={"maxTokens": 40, "stopSequences": [stop], **GREEDY})
     assert reply["stopReason"] == "stop_sequence"
     assert reply["output"]["message"]["content"][0]["text"] == before
-    events = converse_stream(rc, stopSequences=[stop])
+    events = converse_stream(rc, stops=[stop])
     pieces = [e["contentBlockDelta"]["delta"]["text"] for e in events if "contentBlockDelta" in e]
     assert "".join(pieces) == before  # no piece of the stop sequence, not even a prefix held in a chunk
     assert only(events, "messageStop")["stopReason"] == "stop_sequence"

@@ -162,7 +162,11 @@ class EngineClient:
         response: aiohttp.ClientResponse | None = None
         try:
             try:
-                response = await self.session().post(url or self.base_url + path, json=body, timeout=timeout)
+                try:
+                    response = await self.session().post(url or self.base_url + path, json=body, timeout=timeout)
+                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                    # A pooled keep-alive connection the engine had closed: once more, on a new connection.
+                    response = await self.session().post(url or self.base_url + path, json=body, timeout=timeout)
             except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError, ConnectionError) as exc:
                 self.last_error = f"{exc.__class__.__name__}: {exc}"
                 raise _unreachable(self.name, exc) from None
@@ -413,6 +417,10 @@ class RemoteTextEngine:
         elif turn.finish == "length":
             yield finished(MAX_TOKENS if budget >= params.max_new_tokens else CONTEXT_EXCEEDED)
         elif turn.finish is None:
+            if not turn.chunks:
+                # llama-cpp-python reports an error raised after its headers (e.g. too long a prompt) as an empty
+                # stream: the same request without streaming answers with the error itself.
+                await self._probe(path, body)
             raise BedrockError("ModelErrorException", "The model returned the following errors: the inference "
                                f"engine {self.name!r} ended its response without a finish reason")
         elif mode == "json_call":
@@ -478,6 +486,10 @@ class RemoteTextEngine:
                 if exc.extra.get("originalStatusCode") not in (404, 405):
                     raise
                 self._tokenize_missing = True
+        return await self._probe(path, body)
+
+    async def _probe(self, path: str, body: dict) -> int:
+        """The request generating one token without streaming: its `usage.prompt_tokens`, or the engine's error."""
         probe = {**body, "stream": False, "max_tokens": 1}
         probe.pop("stream_options", None)
         answer = await self.client.post_json(path, probe)
@@ -533,11 +545,13 @@ class RemoteEmbeddingModel:
         self.window = spec.context_length or 1 << 30
 
     async def embed_counted(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
-        async def one(text: str) -> tuple[list[float], int]:
+        async def one(text: str) -> tuple[np.ndarray, int]:
             answer = await self.client.post_json("/embeddings", {"model": self.spec.model, "input": text,
                                                                  "encoding_format": "float"})
             try:
-                vector = answer["data"][0]["embedding"]
+                vector = np.asarray(answer["data"][0]["embedding"], dtype=np.float64)
+                if vector.ndim == 2:  # an engine without a pooling layer (llama.cpp, decoder models): per token
+                    vector = vector.mean(axis=0)
                 usage = answer.get("usage") or {}
                 count = usage.get("prompt_tokens", usage.get("total_tokens"))
                 return vector, int(count) if count is not None else 0
@@ -546,7 +560,7 @@ class RemoteEmbeddingModel:
                                    f"The model returned an unreadable embedding answer ({exc!r})") from None
 
         done = await asyncio.gather(*(one(text) for text in texts))
-        return np.asarray([v for v, _ in done], dtype=np.float64), [c for _, c in done]
+        return np.stack([v for v, _ in done]), [c for _, c in done]
 
     async def close(self) -> None:
         await self.client.close()
