@@ -562,5 +562,12 @@ class RemoteEmbeddingModel:
         done = await asyncio.gather(*(one(text) for text in texts))
         return np.stack([v for v, _ in done]), [c for _, c in done]
 
+    async def embed(self, texts: list[str], normalize: bool = True, keep: str = "start"):
+        """EmbeddingModel's interface (guardrails' grounding check uses it); `keep` is the engine's to apply."""
+        import torch
+
+        vectors = torch.from_numpy((await self.embed_counted(texts))[0])
+        return torch.nn.functional.normalize(vectors, dim=-1) if normalize else vectors
+
     async def close(self) -> None:
         await self.client.close()
