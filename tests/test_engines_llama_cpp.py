@@ -31,6 +31,7 @@ DEAD = "anthropic.claude-dead-engine"  # a rule whose engine is not running
 NARROW = "anthropic.claude-narrow-engine"  # max_concurrency 1
 HASTY = "anthropic.claude-hasty-engine"  # timeout_s far below a prompt's reading time
 MORTAL = "anthropic.claude-mortal-engine"  # its own engine process, killed by a test
+COUNTED = "anthropic.claude-tokenizer-engine"  # counts input tokens with the entry's tokenizer
 QUESTION = "Describe Paris in detail, in at least 200 words."
 GREEDY = {"temperature": 0, "topP": 1}
 # What the emulator sends along with Bedrock's sampling fields to llama-cpp-python: plain sampling, no penalties.
@@ -96,11 +97,13 @@ def emulator(engine, embedding_engine, mortal_engine, tmp_path_factory):
           engine-narrow: {{kind: text, openai: {entry(engine.base_url, max_concurrency=1)}}}
           engine-hasty: {{kind: text, openai: {entry(engine.base_url, timeout_s=0.05)}}}
           engine-mortal: {{kind: text, openai: {entry(mortal_engine.base_url)}}}
+          engine-counted: {{kind: text, openai: {entry(engine.base_url, tokenizer=str(llama_server.default_model_folder()))}}}
         models:
           - {{id: "{DEAD}", family: anthropic, local: engine-dead, max_output_tokens: 4096}}
           - {{id: "{NARROW}", family: anthropic, local: engine-narrow, max_output_tokens: 4096}}
           - {{id: "{HASTY}", family: anthropic, local: engine-hasty, max_output_tokens: 4096}}
           - {{id: "{MORTAL}", family: anthropic, local: engine-mortal, max_output_tokens: 4096}}
+          - {{id: "{COUNTED}", family: anthropic, local: engine-counted, max_output_tokens: 4096}}
           - {{match: "anthropic.*", family: anthropic, local: engine-text, max_output_tokens: 4096}}
           - {{match: "meta.llama*", family: llama, local: engine-text, max_output_tokens: 2048}}
           - {{match: "amazon.nova-*", family: nova, local: engine-text, max_output_tokens: 5000}}
@@ -178,6 +181,15 @@ def test_count_tokens_equals_the_billed_input_tokens(rc):
     billed = converse(rc, max_tokens=3)["usage"]["inputTokens"]
     counted = rc.count_tokens(modelId=HAIKU, input={"converse": {"messages": [user(QUESTION)]}})["inputTokens"]
     assert counted == billed
+
+
+def test_a_tokenizer_named_in_the_entry_counts_what_the_engine_bills(rc):
+    """llama-cpp-python reports no usage in a stream: input tokens come from the entry's tokenizer (same GGUF)."""
+    events = converse_stream(rc, max_tokens=3, model=COUNTED)
+    billed = only(events, "metadata")["usage"]["inputTokens"]
+    probed = converse(rc, max_tokens=3)["usage"]["inputTokens"]  # counted by a probe request on the engine
+    counted = rc.count_tokens(modelId=COUNTED, input={"converse": {"messages": [user(QUESTION)]}})["inputTokens"]
+    assert billed == probed == counted
 
 
 def test_an_end_of_turn_stop_reason_and_short_answer(rc, engine):

@@ -265,3 +265,26 @@ def test_structured_output_uses_the_json_schema_response_format(rc, scripted):
     assert json.loads(reply["output"]["message"]["content"][0]["text"]) == {"a": 1}
     assert scripted.requests[-1][1]["response_format"] == {
         "type": "json_schema", "json_schema": {"name": "response", "schema": schema, "strict": True}}
+
+
+def test_tool_calls_and_results_in_the_history_reach_the_engine_as_openai_messages(rc, scripted):
+    scripted.script = {"pieces": ["Sunny."], "usage": {"prompt_tokens": 50, "completion_tokens": 2}}
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    config = {"tools": [{"toolSpec": {"name": "weather", "inputSchema": {"json": schema}}}]}
+    messages = [user("Weather in Paris and Rome?"),
+                {"role": "assistant", "content": [
+                    {"text": "Let me check."},
+                    {"toolUse": {"toolUseId": "tooluse_a", "name": "weather", "input": {"city": "Paris"}}},
+                    {"toolUse": {"toolUseId": "tooluse_b", "name": "weather", "input": {"city": "Rome"}}}]},
+                {"role": "user", "content": [
+                    {"toolResult": {"toolUseId": "tooluse_a", "content": [{"text": "sunny\n22C"}]}},
+                    {"toolResult": {"toolUseId": "tooluse_b", "content": [{"text": "rain"}], "status": "error"}}]}]
+    reply = rc.converse(modelId=VLLM, messages=messages, toolConfig=config)
+    assert reply["output"]["message"]["content"] == [{"text": "Sunny."}]
+    sent = scripted.requests[-1][1]["messages"]
+    assert sent[1:] == [
+        {"role": "assistant", "content": "Let me check.", "tool_calls": [
+            {"id": "call_1_0", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Paris"}'}},
+            {"id": "call_1_1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Rome"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1_0", "content": "sunny\n22C"},
+        {"role": "tool", "tool_call_id": "call_1_1", "content": "The tool failed: rain"}]

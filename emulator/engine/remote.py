@@ -75,6 +75,10 @@ _MAX_TOKENS_TOO_LARGE = re.compile(
 _TOP_K = {"vllm", "sglang", "llama.cpp", "llama-cpp-python", "ray-serve"}
 # Engines that continue a trailing assistant message when told so (vLLM's chat extension).
 _CONTINUE_FINAL = {"vllm", "sglang", "ray-serve"}
+# Engines that ignore `tool_choice` (Ollama), or lack `required` (llama-cpp-python): a forced call is asked for as
+# structured output ({"name", "arguments"} under the tools' schemas) and turned into the tool call here.
+_NO_TOOL_CHOICE = {"ollama"}
+_NO_REQUIRED = {"ollama", "llama-cpp-python"}
 # Engines with vLLM's `POST /tokenize` (chat messages or a prompt in, `count` out).
 _TOKENIZE = {"vllm", "sglang", "ray-serve"}
 
@@ -232,6 +236,47 @@ class EngineClient:
 
 # --- text ---------------------------------------------------------------------------------------------------
 
+# The markup the API layer renders tool calls and results in (tooluse.render_call / render_result), read back so
+# the engine gets OpenAI `tool_calls` and `tool` messages and its own template renders them as its model expects.
+_RENDERED_CALL = re.compile(r"<tool_call>\n(\{.*?\})\n</tool_call>", re.DOTALL)
+_RENDERED_RESULT = re.compile(r"(?:^|\n)The tool (returned|failed): ")
+
+
+def openai_messages(messages: list[dict]) -> list[dict]:
+    out: list[dict] = []
+    open_ids: list[str] = []  # the previous assistant turn's calls, which the next user turn may answer
+    for message in messages:
+        role, content = message["role"], message["content"]
+        if role == "assistant":
+            calls = []
+            for found in _RENDERED_CALL.finditer(content):
+                try:
+                    call = json.loads(found.group(1))
+                    name, arguments = call["name"], call["arguments"]
+                except (ValueError, KeyError, TypeError):
+                    continue
+                calls.append({"id": f"call_{len(out)}_{len(calls)}", "type": "function",
+                              "function": {"name": name, "arguments": json.dumps(arguments, ensure_ascii=False)}})
+            if calls:
+                out.append({"role": "assistant", "content": _RENDERED_CALL.sub("", content).strip(),
+                            "tool_calls": calls})
+                open_ids = [c["id"] for c in calls]
+                continue
+        elif role == "user" and open_ids and _RENDERED_RESULT.match(content):
+            marks = list(_RENDERED_RESULT.finditer(content))
+            if len(marks) == len(open_ids):
+                for i, (mark, use_id) in enumerate(zip(marks, open_ids)):
+                    end = marks[i + 1].start() if i + 1 < len(marks) else len(content)
+                    text = content[mark.end():end]
+                    out.append({"role": "tool", "tool_call_id": use_id,
+                                "content": text if mark.group(1) == "returned" else f"The tool failed: {text}"})
+                open_ids = []
+                continue
+        open_ids = []
+        out.append({"role": role, "content": content})
+    return out
+
+
 def openai_tools(plan: "ToolPlan") -> list[dict]:
     return [{"type": "function", "function": {"name": t.name, "description": t.description or t.name,
                                               "parameters": t.schema or {"type": "object"}}}
@@ -298,7 +343,7 @@ class RemoteTextEngine:
                 **self._sampling(params, params.max_new_tokens if max_tokens is None else max_tokens)}
         if call.prompt is not None:
             return "/completions", {**body, "prompt": call.prompt}, "text"
-        body["messages"] = [{"role": m["role"], "content": m["content"]} for m in call.messages]
+        body["messages"] = openai_messages(call.messages)
         if call.messages and call.messages[-1]["role"] == "assistant" and self.spec.engine in _CONTINUE_FINAL:
             body["continue_final_message"] = True
             body["add_generation_prompt"] = False
@@ -311,10 +356,10 @@ class RemoteTextEngine:
                 if plan.choice == "auto":
                     body["tool_choice"] = "auto"
                     mode = "tools"
-                elif len(callable_tools) == 1:
+                elif len(callable_tools) == 1 and self.spec.engine not in _NO_TOOL_CHOICE:
                     body["tool_choice"] = {"type": "function", "function": {"name": callable_tools[0].name}}
                     mode = "tools"
-                elif self.spec.engine == "llama-cpp-python":  # no `required`: the call as constrained JSON
+                elif self.spec.engine in _NO_REQUIRED:  # the call as schema-constrained JSON instead
                     body.pop("tools")
                     body["response_format"] = self._response_format(call_schema(plan))
                     mode = "json_call"
@@ -508,10 +553,10 @@ class RemoteTextEngine:
             return len(self._tokenizer(call.prompt, add_special_tokens=False)["input_ids"])
         continue_final = bool(call.messages) and call.messages[-1]["role"] == "assistant"
         tools = openai_tools(call.tools) if call.tools is not None and call.tools.tools else None
-        ids = self._tokenizer.apply_chat_template(call.messages, tools=tools, tokenize=True,
-                                                  add_generation_prompt=not continue_final,
-                                                  continue_final_message=continue_final)
-        return len(ids)
+        text = self._tokenizer.apply_chat_template(openai_messages(call.messages), tools=tools, tokenize=False,
+                                                   add_generation_prompt=not continue_final,
+                                                   continue_final_message=continue_final)
+        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
     async def close(self) -> None:
         await self.client.close()

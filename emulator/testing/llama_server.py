@@ -68,6 +68,8 @@ class LlamaServer:
         args = [str(self.python), "-m", "llama_cpp.server", "--model", str(self.gguf), "--model_alias", MODEL_ALIAS,
                 "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
                 "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads), "--verbose", "False",
+                # Its default lets a new request interrupt the one streaming: requests wait their turn instead.
+                "--interrupt_requests", "False",
                 *(["--embedding", "True"] if self.embedding else []), *self.extra]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
@@ -91,3 +93,10 @@ class LlamaServer:
             self.process.wait(timeout=30)
         if self.process is not None and self.process.stderr:
             self.process.stderr.close()
+
+
+def default_model_folder(cache: Path | None = None) -> Path:
+    """The default text model's transformers folder (tokenizer and chat template) made from the same GGUF."""
+    cache = cache or sources.default_cache_dir()
+    spec = Catalog.load().spec.local_models["smollm2-135m-instruct"]
+    return sources.resolve(spec.package, spec.path, cache)
