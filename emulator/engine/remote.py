@@ -28,7 +28,7 @@ import os
 import re
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -337,10 +337,10 @@ class RemoteTextEngine:
             return {"type": "json", "value": schema}
         return {"type": "json_schema", "json_schema": {"name": "response", "schema": schema, "strict": True}}
 
-    def body(self, call: "Call", params: SamplingParams, max_tokens: int | None = None) -> tuple[str, dict, str]:
+    def body(self, call: "Call", params: SamplingParams) -> tuple[str, dict, str]:
         """(path, body, mode): mode is `text`, `tools` (native tool calls) or `json_call` (a call as JSON)."""
         body = {"model": self.spec.model, "stream": True, "stream_options": {"include_usage": True},
-                **self._sampling(params, params.max_new_tokens if max_tokens is None else max_tokens)}
+                **self._sampling(params, params.max_new_tokens)}
         if call.prompt is not None:
             return "/completions", {**body, "prompt": call.prompt}, "text"
         body["messages"] = openai_messages(call.messages)
@@ -376,21 +376,14 @@ class RemoteTextEngine:
         try:
             async for event in self._events(call, params):
                 yield event
-        except BedrockError as exc:
+        except Exception as exc:  # as the local scheduler: a failure is an event (model_failure maps the rest)
             yield Failed(exc)
 
-    async def _events(self, call: "Call", params: SamplingParams) -> AsyncIterator[Event]:
-        started = time.monotonic()
-        path, body, mode = self.body(call, params)
-        budget = params.max_new_tokens
-        stops = StopMatcher(params.stop_sequences)
-        turn = _Turn()
-        stopped: str | None = None
-        calls: list[list] = []  # [tool_use_id, name, argument fragments]
-        plan = call.tools
+    async def _open(self, stack: AsyncExitStack, path: str, body: dict) -> tuple[aiohttp.ClientResponse, int]:
+        """The engine's streaming response and the max_tokens it runs under. Where vLLM refuses a max_tokens too
+        large for the prompt, once more with what fits (the local model never refuses: it stops at its context)."""
         try:
-            opened = self.client.request(path, body)
-            response = await opened.__aenter__()
+            return await stack.enter_async_context(self.client.request(path, body)), body["max_tokens"]
         except BedrockError as exc:
             fits = _MAX_TOKENS_TOO_LARGE.search(getattr(exc, "engine_message", ""))
             if fits is None:
@@ -398,11 +391,19 @@ class RemoteTextEngine:
             window, prompt = int(fits.group(1)), int(fits.group(2) or fits.group(3))
             if prompt >= window or window - prompt >= body["max_tokens"]:
                 raise validation(TOO_LONG) from None
-            budget = window - prompt
-            body = {**body, "max_tokens": budget}
-            opened = self.client.request(path, body)
-            response = await opened.__aenter__()
-        try:
+            body = {**body, "max_tokens": window - prompt}
+            return await stack.enter_async_context(self.client.request(path, body)), body["max_tokens"]
+
+    async def _events(self, call: "Call", params: SamplingParams) -> AsyncIterator[Event]:
+        started = time.monotonic()
+        path, body, mode = self.body(call, params)
+        stops = StopMatcher(params.stop_sequences)
+        turn = _Turn()
+        stopped: str | None = None
+        calls: list[list] = []  # [tool_use_id, name, argument fragments]
+        plan = call.tools
+        async with AsyncExitStack() as stack:
+            response, budget = await self._open(stack, path, body)
             async for chunk in self.client.chunks(response):
                 if chunk.get("usage"):
                     turn.usage = chunk["usage"]
@@ -440,14 +441,12 @@ class RemoteTextEngine:
                         turn.finish = choice["finish_reason"]
                 if stopped is not None:
                     break
-        finally:
-            await opened.__aexit__(None, None, None)
         if stopped is None and mode != "json_call":
             rest = stops.flush()
             if rest:
                 turn.text.append(rest)
                 yield TextDelta(rest)
-        if calls:
+        if calls and stopped is None and turn.finish != "length":  # cut by max_tokens: no call (as the local path)
             yield self._tool_use(plan, *calls[-1])
         input_tokens, output_tokens = await self._usage(call, params, turn, stopped)
         text = "".join(turn.text)
@@ -457,10 +456,10 @@ class RemoteTextEngine:
 
         if stopped is not None:
             yield finished(STOP_SEQUENCE, stopped)
-        elif calls:
-            yield finished(TOOL_USE)
         elif turn.finish == "length":
             yield finished(MAX_TOKENS if budget >= params.max_new_tokens else CONTEXT_EXCEEDED)
+        elif calls:
+            yield finished(TOOL_USE)
         elif turn.finish is None:
             if not turn.chunks:
                 # llama-cpp-python reports an error raised after its headers (e.g. too long a prompt) as an empty
