@@ -87,6 +87,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads")
+    parser.add_argument("--tokenizer", action="store_true",
+                        help="count input tokens with the entry's tokenizer instead of a probe request (llama-cpp-python"
+                             " reports no usage in a stream, so by default each call costs one extra prompt read)")
     args = parser.parse_args()
     (Path(__file__).resolve().parent / "results").mkdir(exist_ok=True)
     python = llama_server.venv_python(build=True)
@@ -97,7 +100,8 @@ def main() -> None:
     catalog.write_text(
         "local_models:\n"
         f"  engine: {{kind: text, openai: {{base_url: '{engine.base_url}', model: {llama_server.MODEL_ALIAS},"
-        " engine: llama-cpp-python, max_concurrency: 64}}\n"
+        " engine: llama-cpp-python, max_concurrency: 64, timeout_s: 600"
+        + (f", tokenizer: '{llama_server.default_model_folder()}'" if args.tokenizer else "") + "}}\n"
         "models:\n  - {match: 'anthropic.*', family: anthropic, local: engine, max_output_tokens: 4096}\n")
     emulator = Emulator(threads=1, extra_args=["--models", str(catalog), "--log-level", "WARNING"])
     try:
@@ -118,7 +122,9 @@ def main() -> None:
             rows.append(row)
             print(f"round {i + 1}: " + ", ".join(f"{n} x{c}: {r:.1f} tok/s" for (n, c), r in row.items()), flush=True)
         print(f"\nllama-cpp-python[server], SmolLM2-135M Q4_1 GGUF, {args.tokens} greedy tokens per stream, "
-              f"{args.rounds} interleaved rounds (medians; the machine may be shared: read the ratios)")
+              f"{args.rounds} interleaved rounds, input tokens counted by "
+              f"{'the entry tokenizer' if args.tokenizer else 'a probe request'} "
+              "(medians; the machine may be shared: read the ratios)")
         for concurrency in (1, args.concurrency):
             direct = statistics.median(r[("direct", concurrency)] for r in rows)
             through = statistics.median(r[("emulator", concurrency)] for r in rows)

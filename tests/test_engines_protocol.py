@@ -288,3 +288,15 @@ def test_tool_calls_and_results_in_the_history_reach_the_engine_as_openai_messag
             {"id": "call_1_1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Rome"}'}}]},
         {"role": "tool", "tool_call_id": "call_1_0", "content": "sunny\n22C"},
         {"role": "tool", "tool_call_id": "call_1_1", "content": "The tool failed: rain"}]
+
+
+def test_an_engine_going_silent_mid_stream_is_a_stream_error_frame(rc, scripted):
+    from botocore.exceptions import EventStreamError
+
+    scripted.script = {"pieces": ["a", "b"], "gap": 1.5}
+    reply = rc.converse_stream(modelId=VLLM, messages=[user("hi")], inferenceConfig={"maxTokens": 50})
+    with pytest.raises(EventStreamError) as caught:
+        list(reply["stream"])
+    error = caught.value.response
+    assert error["Error"]["Code"] == "modelStreamErrorException"
+    assert error["Error"]["Message"] == "Model has timed out in processing."

@@ -69,6 +69,8 @@ async def streamed(events: AsyncIterator[Event]) -> AsyncIterator[Event]:
 def stream_failure(error: BaseException) -> BedrockError:
     """A generation failure after a stream has started: model errors become `modelStreamErrorException` frames."""
     failure = model_failure(error)
-    if failure.code != "ModelErrorException":
+    if failure.code not in ("ModelErrorException", "ModelTimeoutException"):
         return failure
-    return BedrockError("ModelStreamErrorException", failure.message, originalStatusCode=424, originalMessage=failure.message)
+    # A timeout mid-stream (an inference engine gone silent) too: ConverseStream's union has no modelTimeoutException.
+    return BedrockError("ModelStreamErrorException", failure.message, originalStatusCode=failure.status,
+                        originalMessage=failure.message)
