@@ -3,6 +3,10 @@ loopback, serving the default model's own GGUF, reached by boto3 through the emu
 
 The server is built once into `<cache>/engines/llama-cpp-venv` by `scripts/llama-server-venv` (minutes on first
 use, then cached). What the emulator answers is compared with what the same engine answers when called directly.
+
+A silent engine (ModelTimeoutException) is tested with the scripted server in test_engines_protocol.py: a client
+that leaves llama-cpp-python before its first chunk leaves that server stuck (its publisher blocks on a send to
+the gone client while holding the model lock), so a real-engine timeout test would wedge the engine for the rest.
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 LLAMA = "meta.llama3-8b-instruct-v1:0"
 DEAD = "anthropic.claude-dead-engine"  # a rule whose engine is not running
 NARROW = "anthropic.claude-narrow-engine"  # max_concurrency 1
-HASTY = "anthropic.claude-hasty-engine"  # timeout_s far below a prompt's reading time
 MORTAL = "anthropic.claude-mortal-engine"  # its own engine process, killed by a test
 COUNTED = "anthropic.claude-tokenizer-engine"  # counts input tokens with the entry's tokenizer
 QUESTION = "Describe Paris in detail, in at least 200 words."
@@ -95,13 +98,11 @@ def emulator(engine, embedding_engine, mortal_engine, tmp_path_factory):
           engine-embed: {{kind: embedding, openai: {entry(embedding_engine.base_url)}}}
           engine-dead: {{kind: text, openai: {entry(dead)}}}
           engine-narrow: {{kind: text, openai: {entry(engine.base_url, max_concurrency=1)}}}
-          engine-hasty: {{kind: text, openai: {entry(engine.base_url, timeout_s=0.05)}}}
           engine-mortal: {{kind: text, openai: {entry(mortal_engine.base_url)}}}
           engine-counted: {{kind: text, openai: {entry(engine.base_url, tokenizer=str(llama_server.default_model_folder()))}}}
         models:
           - {{id: "{DEAD}", family: anthropic, local: engine-dead, max_output_tokens: 4096}}
           - {{id: "{NARROW}", family: anthropic, local: engine-narrow, max_output_tokens: 4096}}
-          - {{id: "{HASTY}", family: anthropic, local: engine-hasty, max_output_tokens: 4096}}
           - {{id: "{MORTAL}", family: anthropic, local: engine-mortal, max_output_tokens: 4096}}
           - {{id: "{COUNTED}", family: anthropic, local: engine-counted, max_output_tokens: 4096}}
           - {{match: "anthropic.*", family: anthropic, local: engine-text, max_output_tokens: 4096}}
@@ -338,10 +339,6 @@ def test_an_unreachable_engine_is_down_in_health_and_calls_get_503_at_once(rc, e
 def test_too_long_an_input_is_bedrocks_validation_error(rc):
     long_text = "word " * 3000  # beyond the engine's 2048-token context
     assert rejected(lambda: converse(rc, long_text, max_tokens=5)) == "Input is too long for requested model."
-
-
-def test_an_engine_slower_than_timeout_s_is_a_model_timeout(rc):
-    rejected(lambda: converse(rc, "word " * 1500, max_tokens=5, model=HASTY), "ModelTimeoutException", 408)
 
 
 def test_requests_beyond_max_concurrency_are_throttled(rc):
