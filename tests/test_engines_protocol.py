@@ -300,3 +300,17 @@ def test_an_engine_going_silent_mid_stream_is_a_stream_error_frame(rc, scripted)
     error = caught.value.response
     assert error["Error"]["Code"] == "modelStreamErrorException"
     assert error["Error"]["Message"] == "Model has timed out in processing."
+
+
+def test_without_a_token_limit_a_degenerate_loop_ends_the_turn(rc, scripted):
+    scripted.script = {"pieces": ["Hi. "] + ["I like the red car very much. "] * 6 + ["never sent"],
+                       "usage": {"prompt_tokens": 5, "completion_tokens": 9}}
+    reply = rc.converse(modelId=VLLM, messages=[user("hi")])  # no maxTokens: the loop guard watches
+    text = reply["output"]["message"]["content"][0]["text"]
+    assert reply["stopReason"] == "end_turn"
+    assert text.startswith("Hi. I like the red car") and "never sent" not in text
+    assert text.count("red car") == 3  # cut as the third round of the 8-word n-gram completes
+    assert reply["usage"]["outputTokens"] == 4
+    # With a limit, the same text runs on: exact token-budget behaviour.
+    limited = rc.converse(modelId=VLLM, messages=[user("hi")], inferenceConfig={"maxTokens": 500})
+    assert limited["output"]["message"]["content"][0]["text"].endswith("never sent")

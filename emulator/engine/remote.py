@@ -38,6 +38,7 @@ import numpy as np
 
 from ..catalog import RemoteEngine
 from ..protocol.errors import BedrockError, validation
+from .loopguard import LoopGuard
 from .stops import StopMatcher
 from .types import (
     END_TURN,
@@ -402,6 +403,12 @@ class RemoteTextEngine:
         stopped: str | None = None
         calls: list[list] = []  # [tool_use_id, name, argument fragments]
         plan = call.tools
+        # HEURISTIC (loopguard.py): a request without a token limit whose free text falls into a degenerate loop
+        # ends with end_turn, as on the local path. Only the loop guard: an engine's model ends its answers itself,
+        # so the local path's length prior would cut real answers short.
+        free_text = mode != "json_call" and (plan is None or plan.text_schema is None)
+        loops = LoopGuard() if params.natural_end and free_text else None
+        looped = False
         async with AsyncExitStack() as stack:
             response, budget = await self._open(stack, path, body)
             async for chunk in self.client.chunks(response):
@@ -417,11 +424,12 @@ class RemoteTextEngine:
                         if turn.first_token_ms is None:
                             turn.first_token_ms = int((time.monotonic() - started) * 1000)
                     if piece and mode != "json_call":
+                        looped = loops is not None and loops.feed(piece)
                         safe, stopped = stops.feed(piece)
                         if safe:
                             turn.text.append(safe)
                             yield TextDelta(safe)
-                        if stopped is not None:
+                        if stopped is not None or looped:
                             break
                     elif piece:
                         turn.text.append(piece)
@@ -439,7 +447,7 @@ class RemoteTextEngine:
                             yield ToolInputDelta(function["arguments"])
                     if choice.get("finish_reason"):
                         turn.finish = choice["finish_reason"]
-                if stopped is not None:
+                if stopped is not None or looped:
                     break
         if stopped is None and mode != "json_call":
             rest = stops.flush()
@@ -448,7 +456,7 @@ class RemoteTextEngine:
                 yield TextDelta(rest)
         if calls and stopped is None and turn.finish != "length":  # cut by max_tokens: no call (as the local path)
             yield self._tool_use(plan, *calls[-1])
-        input_tokens, output_tokens = await self._usage(call, params, turn, stopped)
+        input_tokens, output_tokens = await self._usage(call, params, turn, cut=stopped is not None or looped)
         text = "".join(turn.text)
 
         def finished(reason: str, stop: str | None = None) -> Finished:
@@ -456,8 +464,12 @@ class RemoteTextEngine:
 
         if stopped is not None:
             yield finished(STOP_SEQUENCE, stopped)
-        elif turn.finish == "length":
-            yield finished(MAX_TOKENS if budget >= params.max_new_tokens else CONTEXT_EXCEEDED)
+        elif looped:
+            yield finished(END_TURN)
+        elif turn.finish == "length" and budget < params.max_new_tokens:
+            yield finished(CONTEXT_EXCEEDED)
+        elif turn.finish == "length":  # the emulator's fallback budget for a request without a limit: end_turn
+            yield finished(END_TURN if params.fallback_budget and free_text else MAX_TOKENS)
         elif calls:
             yield finished(TOOL_USE)
         elif turn.finish is None:
@@ -495,10 +507,10 @@ class RemoteTextEngine:
         document = _check(text, call_schema(plan), "tool call")
         return document["name"], document["arguments"]
 
-    async def _usage(self, call: "Call", params: SamplingParams, turn: _Turn, stopped: str | None) -> tuple[int, int]:
+    async def _usage(self, call: "Call", params: SamplingParams, turn: _Turn, cut: bool) -> tuple[int, int]:
         """The engine's counts where it reported them for the whole response, else ours (see module docstring)."""
         usage = turn.usage or {}
-        if stopped is None and usage.get("completion_tokens") is not None and usage.get("prompt_tokens") is not None:
+        if not cut and usage.get("completion_tokens") is not None and usage.get("prompt_tokens") is not None:
             return int(usage["prompt_tokens"]), int(usage["completion_tokens"])
         input_tokens = usage.get("prompt_tokens")
         if input_tokens is None:
