@@ -54,23 +54,24 @@ def model_failure(error: BaseException) -> BedrockError:
     return BedrockError("ModelErrorException", f"The model returned the following errors: {error}")
 
 
-async def streamed(events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+async def streamed(events: AsyncIterator[Event], timeout_member: bool = True) -> AsyncIterator[Event]:
     """A generation's events for a streaming reply, its failure raised: before the first event as an ordinary
     error (`model_failure`), after it as the stream's exception (`stream_failure`, see `streaming.event_stream`)."""
     started = False
     async for event in events:
         if isinstance(event, Failed):
-            raise (stream_failure if started else model_failure)(event.error)
+            raise stream_failure(event.error, timeout_member) if started else model_failure(event.error)
         started = True
         yield event
-    raise (stream_failure if started else model_failure)(RuntimeError("generation ended without a result"))
+    ended = RuntimeError("generation ended without a result")
+    raise stream_failure(ended, timeout_member) if started else model_failure(ended)
 
 
-def stream_failure(error: BaseException) -> BedrockError:
-    """A generation failure after a stream has started: model errors become `modelStreamErrorException` frames."""
+def stream_failure(error: BaseException, timeout_member: bool = True) -> BedrockError:
+    """A generation failure after a stream has started: model errors become `modelStreamErrorException` frames,
+    and so do timeouts where the stream's union has no `modelTimeoutException` member (ConverseStream)."""
     failure = model_failure(error)
-    if failure.code not in ("ModelErrorException", "ModelTimeoutException"):
+    if failure.code != "ModelErrorException" and (timeout_member or failure.code != "ModelTimeoutException"):
         return failure
-    # A timeout mid-stream (an inference engine gone silent) too: ConverseStream's union has no modelTimeoutException.
     return BedrockError("ModelStreamErrorException", failure.message, originalStatusCode=failure.status,
                         originalMessage=failure.message)

@@ -96,7 +96,9 @@ async def _stream_events(
     async with aclosing(generation):
         blocks = ReplyBlocks()  # an empty generation has no block, so no contentBlockStop either
         started = False
-        async for event in streamed(generation):  # a failure before the first event is an ordinary HTTP error
+        # A failure before the first event is an ordinary HTTP error; after it, a frame of ConverseStream's union
+        # (which has no modelTimeoutException member).
+        async for event in streamed(generation, timeout_member=False):
             if not started:
                 started = True
                 yield "messageStart", {"role": "assistant"}
