@@ -367,6 +367,8 @@ def test_cassettes_load_as_rule_files_with_the_same_matching(recording, tmp_path
 # --- the pytest plugin: record on the first run, replay after -----------------------------------------
 
 INNER_TESTS = '''
+import json
+
 import pytest
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
@@ -376,7 +378,7 @@ MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 def test_hello(bedrock_client):
     reply = bedrock_client.converse(modelId=MODEL, messages=[{"role": "user", "content": [{"text": "Say hello"}]}],
                                     inferenceConfig={"maxTokens": 12})
-    print("REPLY:", reply["output"]["message"]["content"][0]["text"])
+    print("REPLY:", json.dumps(reply["output"]["message"]["content"][0]["text"]))  # one line, whatever the text
 
 
 def test_named(bedrock_cassette, bedrock_client):
@@ -410,7 +412,7 @@ def test_the_bedrock_cassette_fixture_records_once_then_replays(recording, pytes
     replies = [line[line.index("REPLY:"):] for line in first.outlines + second.outlines if "REPLY:" in line]
     assert len(replies) == 2 and replies[0] == replies[1]
     want = recording["results"]["converse"]["reply"]["output"]["message"]["content"][0]["text"]
-    assert replies[0] == f"REPLY: {want}"
+    assert replies[0] == f"REPLY: {json.dumps(want)}"
     cassettes = sorted(p.relative_to(pytester.path).as_posix() for p in (pytester.path / "cassettes").rglob("*.yaml"))
     assert [c.rsplit("_", 1)[0] for c in cassettes] == [
         "cassettes/test_inner/test_hello/Converse_anthropic.claude-3-haiku-20240307-v1-0",
