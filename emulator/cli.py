@@ -18,7 +18,7 @@ from .engine.sources import default_cache_dir
 from .lifecycle import DEFAULT_MAX_QUEUE
 from .protocol.access import AccessConfig
 from .recording.mode import RecordingConfig
-from .server import DEFAULT_GRACE_S, graceful_stop, start_site
+from .server import DEFAULT_GRACE_S, graceful_stop, run, start_site
 from .testing import TestKitConfig
 
 log = logging.getLogger("emulator")
@@ -157,6 +157,6 @@ def main(argv: list[str] | None = None) -> None:
         log.info("models ready in %s", settings.cache_dir)
         return
     try:
-        asyncio.run(_serve(settings, args.host, args.port, ssl_context, args.shutdown_grace))
+        run(_serve(settings, args.host, args.port, ssl_context, args.shutdown_grace))
     except KeyboardInterrupt:
         pass

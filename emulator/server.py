@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
 import sys
 import threading
@@ -18,6 +19,35 @@ from .protocol import http1
 from .service import SERVICE
 
 log = logging.getLogger("emulator")
+
+LOOP_ENV = "BEDROCK_EMULATOR_LOOP"  # `asyncio` turns uvloop off (to compare, or to debug with asyncio's own loop)
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (not on Windows) and not turned off: the protocol path's loop overhead halves."""
+    if os.environ.get(LOOP_ENV, "").lower() != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def run(coro) -> object:
+    """`asyncio.run` on `new_event_loop()`."""
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            return runner.run(coro)
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 async def start_site(
@@ -75,7 +105,7 @@ class BackgroundServer:
         self.port = port
         self.ssl_context = ssl_context
         self.app: web.Application | None = None
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="emulator-server", daemon=True)
         self._runner: web.AppRunner | None = None
 

@@ -100,7 +100,7 @@ class Service:
         return len(await self.prompt_ids(call))
 
     async def prompt_ids(self, call: Call) -> tuple[int, ...]:
-        """Tokenize the call's prompt off the event loop with the model's own chat template."""
+        """Tokenize the call's prompt with the model's own chat template (long prompts off the event loop)."""
         model = self.engine_for(call.entry).model
         # No token is longer than the longest vocabulary entry, so a prompt with more characters than the context
         # holds tokens of that length cannot fit: refused at once rather than after tokenising megabytes.
@@ -109,13 +109,13 @@ class Service:
                 characters > model.context_length * await asyncio.to_thread(_longest_token, model.tokenizer):
             raise validation("Input is too long for requested model.")
         if call.prompt is not None:
-            ids = await asyncio.to_thread(model.text_ids, call.prompt)
+            ids = await model.prompt_ids(None, call.prompt)
         else:
             continue_final = bool(call.messages) and call.messages[-1]["role"] == "assistant"
-            ids = await asyncio.to_thread(model.chat_ids, call.messages, continue_final)
+            ids = await model.prompt_ids(call.messages, continue_final=continue_final)
         if len(ids) >= model.context_length:
             raise validation("Input is too long for requested model.")
-        return tuple(ids)
+        return ids
 
     def generate(self, call: Call, params: SamplingParams) -> AsyncIterator[Event]:
         """Stream the events of one generation for `call`: a test's scripted response, faults and log apply here.

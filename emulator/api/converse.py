@@ -77,9 +77,8 @@ async def converse(request: web.Request, labels: dict) -> JsonReply:
         **_echoed(params),
         **(call.guard.converse_fields() if call.guard else {}),
     }
-    extra = response_fields(call.family.native_response(result, call.model_id), params.get("additionalModelResponseFieldPaths"))
-    if extra is not None:
-        reply["additionalModelResponseFields"] = extra
+    if pointers := params.get("additionalModelResponseFieldPaths"):  # the native body only when asked for (ids cost)
+        reply["additionalModelResponseFields"] = response_fields(call.family.native_response(result, call.model_id), pointers)
     return json_response(reply)
 
 
@@ -106,11 +105,10 @@ async def _stream_events(
                 for name, payload in blocks.finish():
                     yield name, payload
                 stop = {"stopReason": event.stop_reason}
-                extra = response_fields(
-                    call.family.native_response(event, call.model_id), params.get("additionalModelResponseFieldPaths")
-                )
-                if extra is not None:
-                    stop["additionalModelResponseFields"] = extra
+                if pointers := params.get("additionalModelResponseFieldPaths"):  # the native body only when asked for
+                    stop["additionalModelResponseFields"] = response_fields(
+                        call.family.native_response(event, call.model_id), pointers
+                    )
                 yield "messageStop", stop
                 guard = call.guard.converse_fields() if call.guard else {}
                 yield "metadata", {"usage": _usage(event, params), "metrics": {"latencyMs": clock.ms}, **_echoed(params), **guard}

@@ -11,10 +11,13 @@ Two runners share one interface (rows of a KV cache; `prefill` a row's prompt, `
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import threading
 import weakref
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -26,6 +29,11 @@ log = logging.getLogger("emulator.models")
 WEIGHTS_ENV = "BEDROCK_EMULATOR_WEIGHTS"
 WEIGHT_FORMATS = ("int4", "int8", "bfloat16", "float32", "reference")
 PREFILL_CHUNK = 512  # prompt tokens per forward pass: bounds the attention mask's memory on long prompts
+# Prompts up to this many characters are tokenized on the calling thread (well under a millisecond: cheaper than a
+# hop to a worker thread and back) and their ids remembered; longer ones go to a worker thread, so the event loop
+# never spends time that grows with a request's size.
+INLINE_CHARS = 2048
+MEMO_ENTRIES = 512  # remembered short prompts (at most ~1 MB of text): test suites repeat the same prompts
 
 
 def pick_device(device: str) -> torch.device:
@@ -82,6 +90,10 @@ class TextModel:
         self.device = device
         self.eos_ids = frozenset(eos_ids)
         self.context_length = int(config.get("max_position_embeddings", 2048))
+        self._memo: OrderedDict[tuple, tuple[int, ...]] = OrderedDict()  # see prompt_ids
+        self._memo_lock = threading.Lock()
+        # A template that prints today's date (Llama 3.1's strftime_now) renders differently tomorrow: not remembered.
+        self._memo_ok = "strftime" not in str(getattr(tokenizer, "chat_template", None) or "")
 
     @classmethod
     def load(cls, name: str, folder: Path, device: torch.device, dtype: str = "float32") -> "TextModel":
@@ -109,6 +121,34 @@ class TextModel:
     def text_ids(self, text: str) -> list[int]:
         """Token ids of a raw prompt (templates already applied, so no special tokens are added)."""
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    async def prompt_ids(self, messages: list[dict] | None, text: str | None = None,
+                         continue_final: bool = False) -> tuple[int, ...]:
+        """`chat_ids(messages, continue_final)`, or `text_ids(text)` when `messages` is None, for the event loop:
+        short inputs inline and remembered, long ones on a worker thread."""
+        if messages is None:
+            key: tuple = (None, text)
+            size = len(text)
+        elif all(m.keys() == {"role", "content"} and isinstance(m["content"], str) for m in messages):
+            key = (continue_final, *((m["role"], m["content"]) for m in messages))
+            size = sum(len(m["content"]) for m in messages)
+        else:  # messages with more than role and text (none today): not keyed, so the worker thread as before
+            size = INLINE_CHARS + 1
+        if size > INLINE_CHARS or not self._memo_ok:
+            if messages is None:
+                return tuple(await asyncio.to_thread(self.text_ids, text))
+            return tuple(await asyncio.to_thread(self.chat_ids, messages, continue_final))
+        with self._memo_lock:
+            ids = self._memo.get(key)
+            if ids is not None:
+                self._memo.move_to_end(key)
+                return ids
+        ids = tuple(self.text_ids(text) if messages is None else self.chat_ids(messages, continue_final))
+        with self._memo_lock:
+            self._memo[key] = ids
+            if len(self._memo) > MEMO_ENTRIES:
+                self._memo.popitem(last=False)
+        return ids
 
 
 _EMPTY_SYSTEM: "weakref.WeakKeyDictionary[object, str | None]" = weakref.WeakKeyDictionary()

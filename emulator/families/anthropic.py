@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from dataclasses import replace
 
 from ..catalog import base_model_id
@@ -13,6 +12,7 @@ from ..api.converse_input import EFFORTS
 from ..api.tools import check_tool_turns, check_unique, checked_tool, text_schema_at
 from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished, SamplingParams, ToolInputDelta, ToolUse, ToolUseStart
 from ..protocol.errors import validation
+from ..protocol.ids import random_bytes
 from ..tooluse import ToolPlan, answered_calls
 from . import schema as s
 from .base import Invocation, Knobs, Prompt, TextFamily
@@ -24,8 +24,8 @@ HUMAN = "\n\nHuman:"
 
 def bedrock_id(prefix: str) -> str:
     """Ids in Anthropic-on-Bedrock's form, e.g. `msg_bdrk_01Q6Z4xmUkMigo9K4qd1fshW`."""
-    # One urandom call instead of 22 SystemRandom draws: this runs on every reply (the slight modulo bias is harmless).
-    return prefix + "01" + "".join(_ALPHABET[b % len(_ALPHABET)] for b in secrets.token_bytes(22))
+    # One PRNG draw, no system call: this runs on every reply (the slight modulo bias is harmless).
+    return prefix + "01" + "".join(_ALPHABET[b % len(_ALPHABET)] for b in random_bytes(22))
 
 
 def anthropic_model_name(model_id: str) -> str:

@@ -63,23 +63,32 @@ class Metrics:
         self.scripted = Counter(f"{NAMESPACE}_scripted_responses", "Calls answered by a scripted rule.",
                                 [*labels, "rule"], registry=self.registry)
         self.registry.register(EngineGauges(engines))
+        self._children: dict[tuple, object] = {}
+
+    def _child(self, metric, *labels: str):
+        """`metric.labels(*labels)`, remembered: prometheus_client checks and locks on every `labels` call."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def observe(self, call: Invocation) -> None:
         labels = (call.operation, call.model_id or "")
         code = call.error.code if call.error is not None else ""
-        self.requests.labels(*labels, str(call.status or 0), code).inc()
-        self.input_tokens.labels(*labels).inc(call.input_tokens or 0)
-        self.output_tokens.labels(*labels).inc(call.output_tokens or 0)
+        self._child(self.requests, *labels, str(call.status or 0), code).inc()
+        self._child(self.input_tokens, *labels).inc(call.input_tokens or 0)
+        self._child(self.output_tokens, *labels).inc(call.output_tokens or 0)
         if call.first_byte_ms is not None:
-            self.first_byte.labels(*labels).observe(call.first_byte_ms / 1000)
+            self._child(self.first_byte, *labels).observe(call.first_byte_ms / 1000)
         if call.latency_ms is not None:
-            self.latency.labels(*labels).observe(call.latency_ms / 1000)
+            self._child(self.latency, *labels).observe(call.latency_ms / 1000)
             if call.output_tokens and call.latency_ms:
-                self.speed.labels(*labels).observe(call.output_tokens / (call.latency_ms / 1000))
+                self._child(self.speed, *labels).observe(call.output_tokens / (call.latency_ms / 1000))
         for fault in call.faults:
-            self.faults.labels(*labels, fault).inc()
+            self._child(self.faults, *labels, fault).inc()
         if call.rule is not None:
-            self.scripted.labels(*labels, call.rule).inc()
+            self._child(self.scripted, *labels, call.rule).inc()
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import uuid
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from .errors import BedrockError
 from .http1 import from_http_exception
+from .ids import request_id
 from .reply import send
 
 log = logging.getLogger("emulator.http")
@@ -19,7 +19,7 @@ REQUEST_ID = "x-amzn-RequestId"
 
 @web.middleware
 async def errors_as_bedrock(request: web.Request, handler) -> web.StreamResponse:
-    request["request_id"] = str(uuid.uuid4())
+    request["request_id"] = request_id()
     try:
         # Handlers answer with a transport-neutral reply (protocol/reply.py); this is where it is sent.
         return await send(request, await handler(request))
@@ -47,4 +47,4 @@ async def errors_as_bedrock(request: web.Request, handler) -> web.StreamResponse
 
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare hook: covers JSON, error and event-stream responses alike."""
-    response.headers[REQUEST_ID] = request.get("request_id") or str(uuid.uuid4())
+    response.headers[REQUEST_ID] = request.get("request_id") or request_id()

@@ -428,7 +428,7 @@ async def _token_counts(respond: Respond, call: "Call", service: "Service") -> t
     if usage.output_tokens is not None:
         output_tokens = usage.output_tokens
     elif model is not None:
-        output_tokens = len(await asyncio.to_thread(model.text_ids, output_text)) if output_text else 0
+        output_tokens = len(await model.prompt_ids(None, output_text)) if output_text else 0
     else:
         output_tokens = estimated_tokens(output_text)
     return input_tokens, output_tokens
