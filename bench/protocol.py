@@ -3,7 +3,8 @@
 Both servers run on loopback in their own process and get byte-identical Converse requests (SigV4-signed once by
 botocore, as an SDK sends them) from one asyncio load generator with a fixed number of open connections. The
 emulator answers from a scripted rule (`--fixtures`), MiniStack from its built-in canned reply. Rounds alternate
-between the two; every reply must be a 200.
+between the two; every reply must be a 200. Besides requests per second, each server's own CPU time per request
+is measured (user + system, from /proc): on a shared machine that is the steadier measure of what each costs.
 """
 
 from __future__ import annotations
@@ -107,6 +108,21 @@ class MiniStack:
         self.log.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children so far (a server's own cost, whatever else runs)."""
+    import psutil
+
+    total = 0.0
+    process = psutil.Process(pid)
+    for each in (process, *process.children(recursive=True)):
+        try:
+            times = each.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def compare(args) -> dict:
     executable = args.ministack or shutil.which("ministack")
     if not executable:
@@ -123,17 +139,24 @@ def compare(args) -> dict:
         return wrk(port, 5, connections) if use_wrk else drive(port, requests, connections)
 
     result = {"concurrency": connections, "load_generator": "wrk -t1, 5 s" if use_wrk else f"aiohttp, {requests} requests",
-              "emulator_rps": [], "ministack_rps": [], "failures": {"emulator": 0, "ministack": 0}}
+              "emulator_rps": [], "ministack_rps": [], "failures": {"emulator": 0, "ministack": 0},
+              "emulator_cpu_us_per_request": [], "ministack_cpu_us_per_request": []}
+    processes = {"emulator": ours.proc.pid, "ministack": theirs.proc.pid}
     try:
         drive(ours.port, requests // 4, connections)  # warm-ups, not counted
         drive(theirs.port, requests // 4, connections)
         for round_ in range(args.rounds):
             for name, port in (("emulator", ours.port), ("ministack", theirs.port)):
+                cpu_before = cpu_seconds(processes[name])
                 rps, failures = measure(port)
+                answered = rps * 5 if use_wrk else requests
                 result[f"{name}_rps"].append(rps)
+                result[f"{name}_cpu_us_per_request"].append((cpu_seconds(processes[name]) - cpu_before) / answered * 1e6)
                 result["failures"][name] += failures
-            print(f"  protocol round {round_}: emulator {result['emulator_rps'][-1]:.0f} req/s, "
-                  f"MiniStack {result['ministack_rps'][-1]:.0f} req/s", flush=True)
+            print(f"  protocol round {round_}: emulator {result['emulator_rps'][-1]:.0f} req/s "
+                  f"({result['emulator_cpu_us_per_request'][-1]:.0f} us CPU each), MiniStack "
+                  f"{result['ministack_rps'][-1]:.0f} req/s ({result['ministack_cpu_us_per_request'][-1]:.0f} us)",
+                  flush=True)
         result["ministack_version"] = theirs.version()
     finally:
         theirs.stop()

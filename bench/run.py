@@ -6,7 +6,9 @@ requests/s vs MiniStack), agreement (greedy tokens vs transformers' float32 refe
 
 Fairness: both sides of a ratio get the same prompt tokens, token count and thread count, run interleaved in the
 same session (so load from other processes hits both), warm-ups are excluded and medians are reported.
-Raw numbers go to bench/results/latest.json; the table is printed at the end.
+Thread counts (`--threads`): the machine's default (its CPU count) is the headline, 1 thread beside it. The load
+average before and after each sub-benchmark is recorded: on a shared machine only the ratios mean anything.
+Raw numbers go to bench/results/latest.json and bench/results/run-<time>.json; the table is printed at the end.
 """
 
 from __future__ import annotations
@@ -29,11 +31,18 @@ TOKENS = 128
 
 
 def single(args, results: dict) -> None:
-    """Single-stream decode rate: emulator ConverseStream vs llama.cpp, same prompt ids, 128 greedy tokens."""
+    """Single-stream decode rate at each thread count (the machine's default first: the headline)."""
+    for threads in args.thread_counts:
+        _single(args, threads, results.setdefault("single_by_threads", {}))
+    results["single"] = results["single_by_threads"][str(args.thread_counts[0])]
+
+
+def _single(args, threads: int, results: dict) -> None:
+    """Emulator ConverseStream vs llama.cpp, same prompt ids, 128 greedy tokens, `threads` threads each."""
     ids = chat_ids(LONG_PROMPT)
-    server = Emulator(args.threads)
+    server = Emulator(threads)
     server.wait_healthy()
-    llama = LlamaCpp(args.threads, args.llama_python)
+    llama = LlamaCpp(threads, args.llama_python)
     bedrock = client(server.url)
     ours, theirs = [], []
     try:
@@ -43,13 +52,13 @@ def single(args, results: dict) -> None:
             if round_:
                 ours.append(mine)
                 theirs.append(base)
-            print(f"  single round {round_}: emulator {mine['decode_tok_s']:.1f} tok/s ({mine['tokens']} tokens), "
+            print(f"  single ({threads} threads) round {round_}: emulator {mine['decode_tok_s']:.1f} tok/s ({mine['tokens']} tokens), "
                   f"llama.cpp {base['decode_tok_s']:.1f} tok/s", flush=True)
     finally:
         llama.stop()
         server.stop()
-    results["single"] = {
-        "prompt_tokens": len(ids), "new_tokens": TOKENS, "threads": args.threads, "llama": llama.info,
+    results[str(threads)] = {
+        "prompt_tokens": len(ids), "new_tokens": TOKENS, "threads": threads, "llama": llama.info,
         "emulator_decode_tok_s": [r["decode_tok_s"] for r in ours],
         "emulator_tokens": [r["tokens"] for r in ours],
         "emulator_ttft_s": [r["ttft_s"] for r in ours],
@@ -73,11 +82,18 @@ def _batch_requests(n: int) -> list[tuple[dict, dict | None]]:
 
 
 def batch(args, results: dict) -> None:
+    """16 concurrent streams at each thread count (the machine's default first: the headline)."""
+    for threads in args.thread_counts:
+        _batch(args, threads, results.setdefault("batch_by_threads", {}))
+    results["batch"] = results["batch_by_threads"][str(args.thread_counts[0])]
+
+
+def _batch(args, threads: int, results: dict) -> None:
     """16 concurrent ConverseStreams (continuous batching) vs llama.cpp's single-stream rate, interleaved."""
     ids = chat_ids(LONG_PROMPT)
-    server = Emulator(args.threads)
+    server = Emulator(threads)
     server.wait_healthy()
-    llama = LlamaCpp(args.threads, args.llama_python)
+    llama = LlamaCpp(threads, args.llama_python)
     clients = [client(server.url) for _ in range(args.concurrency)]
     requests = _batch_requests(args.concurrency)
     aggregates, singles, rss = [], [], []
@@ -104,23 +120,23 @@ def batch(args, results: dict) -> None:
                                    "median_ttft_s": median([r["ttft_s"] for r in replies])})
                 singles.append(base["decode_tok_s"])
                 rss.append(server.rss_mb())
-            print(f"  batch round {round_}: {tokens} tokens in {wall:.2f}s = {tokens / wall:.1f} tok/s; "
+            print(f"  batch ({threads} threads) round {round_}: {tokens} tokens in {wall:.2f}s = {tokens / wall:.1f} tok/s; "
                   f"llama.cpp single {base['decode_tok_s']:.1f} tok/s", flush=True)
     finally:
         llama.stop()
         server.stop()
-    results["batch"] = {"concurrency": args.concurrency, "threads": args.threads, "rounds": aggregates,
+    results[str(threads)] = {"concurrency": args.concurrency, "threads": threads, "rounds": aggregates,
                         "llama_decode_tok_s": singles, "rss_after_batch_mb": rss}
 
 
 def start(args, results: dict) -> None:
     """Seconds from `python -m emulator serve` to a healthy server with warm caches; its resident memory."""
-    warm = Emulator(args.threads)  # makes sure every cache is filled (first start after a change converts)
+    warm = Emulator(args.thread_counts[0])  # makes sure every cache is filled (first start after a change converts)
     warm.wait_healthy()
     warm.stop()
     times, rss, converted = [], [], []
     for _ in range(args.rounds):
-        server = Emulator(args.threads)
+        server = Emulator(args.thread_counts[0])
         times.append(server.wait_healthy())
         time.sleep(0.5)  # let the loader settle before reading memory
         rss.append(server.rss_mb())
@@ -139,7 +155,7 @@ def protocol(args, results: dict) -> None:
 def agreement(args, results: dict) -> None:
     from bench.agreement import measure
 
-    results["agreement"] = measure(args.agreement_tokens, args.threads)
+    results["agreement"] = measure(args.agreement_tokens, args.thread_counts[0])
 
 
 BENCHES = {"single": single, "batch": batch, "start": start, "protocol": protocol, "agreement": agreement}
@@ -147,15 +163,13 @@ BENCHES = {"single": single, "batch": batch, "start": start, "protocol": protoco
 
 def table(results: dict) -> str:
     rows = ["| goal | emulator | baseline | ratio | target |", "| --- | --- | --- | --- | --- |"]
-    if "single" in results:
-        r = results["single"]
+    for r in (results.get("single_by_threads") or {"-": results["single"]} if "single" in results else {}).values():
         ours, theirs = median(r["emulator_decode_tok_s"]), median(r["llama_decode_tok_s"])
         rows.append(f"| 1. single-stream decode, {r['new_tokens']} greedy tokens, {r['threads']} thread(s) | "
                     f"{ours:.1f} tok/s | llama.cpp {theirs:.1f} tok/s | {ours / theirs:.2f}x | >= 1.0x |")
-    if "batch" in results:
-        r = results["batch"]
+    for r in (results.get("batch_by_threads") or {"-": results["batch"]} if "batch" in results else {}).values():
         ours, theirs = median([x["tok_s"] for x in r["rounds"]]), median(r["llama_decode_tok_s"])
-        rows.append(f"| 2. {r['concurrency']} concurrent streams, aggregate | {ours:.1f} tok/s | "
+        rows.append(f"| 2. {r['concurrency']} concurrent streams, aggregate, {r['threads']} thread(s) | {ours:.1f} tok/s | "
                     f"llama.cpp single {theirs:.1f} tok/s | {ours / theirs:.2f}x | >= 3.0x |")
     if "start" in results:
         r = results["start"]
@@ -166,12 +180,21 @@ def table(results: dict) -> str:
         ours, theirs = median(r["emulator_rps"]), median(r["ministack_rps"])
         rows.append(f"| 4. scripted Converse, {r['concurrency']} connections | {ours:.0f} req/s | "
                     f"MiniStack {theirs:.0f} req/s | {ours / theirs:.2f}x | >= 2.0x |")
+        if r.get("emulator_cpu_us_per_request"):  # what each server's own CPU pays per request: steadier under load
+            ours, theirs = median(r["emulator_cpu_us_per_request"]), median(r["ministack_cpu_us_per_request"])
+            rows.append(f"| 4b. the same, server CPU time per request | {ours:.0f} us | MiniStack {theirs:.0f} us | "
+                        f"{theirs / ours:.2f}x | >= 2.0x |")
     if "agreement" in results:
         r = results["agreement"]
         rows.append(f"| greedy agreement with transformers float32 ({r['prompts']} prompts x {r['tokens']} tokens) | "
                     f"{r['identical_prompts']}/{r['prompts']} identical, {r['token_agreement']:.1%} of tokens | "
                     f"llama.cpp {r['llama_identical_prompts']}/{r['prompts']}, {r['llama_token_agreement']:.1%} | - | "
                     f"documented |")
+    if "machine" in results:
+        m = results["machine"]
+        loads = [f"{name} {before[0]:.1f} -> {after[0]:.1f}" for name, (before, after) in m.get("load_by_bench", {}).items()]
+        rows.append(f"\n{m['cpus']} CPUs, {m['platform']}, Python {m['python']}, {m['when']}; 1-minute load average "
+                    f"{'; '.join(loads) or '-'} (on a quiet machine it stays near the benchmark's own threads)")
     return "\n".join(rows)
 
 
@@ -179,7 +202,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(BENCHES), help="comma-separated: " + ", ".join(BENCHES))
     parser.add_argument("--rounds", type=int, default=5, help="measured rounds per side (median reported)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for both engines")
+    default_threads = os.cpu_count() or 1
+    parser.add_argument("--threads", default=f"{default_threads},1" if default_threads > 1 else "1",
+                        help="comma-separated thread counts for both engines; the first is the headline (default: "
+                             "the machine's CPU count, then 1)")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--agreement-tokens", type=int, default=64)
     parser.add_argument("--llama-python", default=None, help="python with llama-cpp-python (default: this one)")
@@ -187,18 +213,25 @@ def main() -> None:
     parser.add_argument("--protocol-requests", type=int, default=2000, help="Converse requests per protocol round")
     parser.add_argument("--protocol-connections", type=int, default=16)
     args = parser.parse_args()
+    args.thread_counts = [int(t) for t in str(args.threads).split(",")]
+    args.threads = args.thread_counts[0]
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "latest.json"
     results = json.loads(out.read_text()) if out.exists() else {}
     load_before = os.getloadavg()
+    by_bench = {}
     for name in args.only.split(","):
-        print(f"== {name}", flush=True)
+        before = os.getloadavg()
+        print(f"== {name} (load average {before[0]:.2f} {before[1]:.2f} {before[2]:.2f})", flush=True)
         BENCHES[name](args, results)
+        by_bench[name] = (before, os.getloadavg())
         out.write_text(json.dumps(results, indent=1))
     results["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                          "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+                          "loadavg_before": load_before, "loadavg_after": os.getloadavg(), "load_by_bench": by_bench,
+                          "threads": args.thread_counts, "command": " ".join(sys.argv),
                           "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     out.write_text(json.dumps(results, indent=1))
+    (RESULTS / f"run-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(results, indent=1))  # kept per run
     print(table(results))
 
 

@@ -305,9 +305,11 @@ class Decoder:
         return self.eye * cos + self.rot * sin  # [N, hd, hd]
 
     def _forward(self, ids: torch.Tensor, positions: torch.Tensor, lo: int, seqs: int, length: int,
-                 mask: torch.Tensor, only_last: bool) -> torch.Tensor:
+                 mask: torch.Tensor | None, only_last: bool, at: int | None = None) -> torch.Tensor:
         """Run N tokens (`seqs` sequences in cache rows lo.., N/seqs tokens each) through every layer.
 
+        `at`: the position when N is one token of one sequence (its KV entries are then written by plain slicing);
+        `mask` None: every query row sees the whole cache prefix (a single sequence's next token).
         Returns float32 logits: one row per sequence for its last token when `only_last`, else one per token.
         """
         n = ids.shape[0]
@@ -323,8 +325,12 @@ class Decoder:
             qkv = qkv_proj(torch.rms_norm(x, (self.hidden,), attn_norm, self.eps).to(act), dense).float()
             qk = torch.bmm(qkv[:, : q_width + kv_width].view(n, heads + kvh, hd), rope)
             k_cache, v_cache = self.cache.k[i], self.cache.v[i]
-            k_cache[rows, :, positions] = qk[:, heads:]
-            v_cache[rows, :, positions] = qkv[:, q_width + kv_width :].view(n, kvh, hd)
+            if at is not None:  # one token of one sequence: plain slices instead of index_put
+                k_cache[lo, :, at] = qk[0, heads:]
+                v_cache[lo, :, at] = qkv[0, q_width + kv_width :].view(kvh, hd)
+            else:
+                k_cache[rows, :, positions] = qk[:, heads:]
+                v_cache[rows, :, positions] = qkv[:, q_width + kv_width :].view(n, kvh, hd)
             # Query heads that share a KV head become extra query rows of that head: no K/V repeat needed.
             q = qk[:, :heads].reshape(seqs, per_seq, kvh, g, hd).permute(0, 2, 3, 1, 4).reshape(seqs, kvh, g * per_seq, hd)
             att = F.scaled_dot_product_attention(
@@ -361,8 +367,10 @@ class Decoder:
         length = max(positions) + 1
         self.cache.ensure(b, length, self.context_length)
         pos = torch.tensor(positions, device=self.device)
-        mask = (torch.arange(length, device=self.device)[None, :] <= pos[:, None])[:, None, None, :]
         ids_t = torch.tensor(tokens, device=self.device)
+        if b == 1:  # one stream: its token sees the whole prefix, no mask
+            return self._forward(ids_t, pos, 0, 1, length, None, only_last=False, at=positions[0])
+        mask = (torch.arange(length, device=self.device)[None, :] <= pos[:, None])[:, None, None, :]
         return self._forward(ids_t, pos, 0, b, length, mask, only_last=False)
 
     def move_row(self, src: int, dst: int, length: int) -> None:

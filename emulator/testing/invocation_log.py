@@ -88,6 +88,17 @@ def _int_header(response: web.StreamResponse, name: str) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
 
+_NOW: tuple[int, str] = (0, "")  # (whole second, its ISO form): formatted once a second, not once a request
+
+
+def _utc_now() -> str:
+    global _NOW
+    second = int(time.time())
+    if _NOW[0] != second:
+        _NOW = (second, datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _NOW[1]
+
+
 @dataclass
 class Invocation:
     request_id: str
@@ -99,7 +110,7 @@ class Invocation:
     request_size: int | None  # the full size when raw_request holds only a prefix
     attempt: int | None
     sdk_invocation_id: str | None
-    timestamp: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    timestamp: str = field(default_factory=lambda: _utc_now())
     started: float = field(default_factory=time.monotonic)
     status: int | None = None
     error: LoggedError | None = None
