@@ -186,10 +186,11 @@ def table(results: dict) -> str:
                         f"{theirs / ours:.2f}x | >= 2.0x |")
     if "agreement" in results:
         r = results["agreement"]
+        llama = (f"llama.cpp {r['llama_identical_prompts']}/{r['prompts']}, {r['llama_token_agreement']:.1%}"
+                 if r.get("llama_token_agreement") is not None else "llama.cpp not measured")
         rows.append(f"| greedy agreement with transformers float32 ({r['prompts']} prompts x {r['tokens']} tokens) | "
                     f"{r['identical_prompts']}/{r['prompts']} identical, {r['token_agreement']:.1%} of tokens | "
-                    f"llama.cpp {r['llama_identical_prompts']}/{r['prompts']}, {r['llama_token_agreement']:.1%} | - | "
-                    f"documented |")
+                    f"{llama} | - | documented |")
     if "machine" in results:
         m = results["machine"]
         loads = [f"{name} {before[0]:.1f} -> {after[0]:.1f}" for name, (before, after) in m.get("load_by_bench", {}).items()]
