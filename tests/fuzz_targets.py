@@ -93,6 +93,43 @@ TARGETS: list[Target] = [
 ]
 
 
+_GPT_OSS = "openai.gpt-oss-20b-1:0"
+_SONIC = "amazon.nova-sonic-v1:0"
+
+TARGETS += [
+    # OpenAI-compatible paths: errors in OpenAI's shape ({"error": {"message": ...}}), see test_fuzz.problems_in.
+    Target("OpenAI chat", "POST", "/openai/v1/chat/completions",
+           {"model": _GPT_OSS, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+            "max_tokens": 5, "temperature": 0.5, "stop": ["END"], "stream": False}),
+    Target("OpenAI chat stream", "POST", "/openai/v1/chat/completions",
+           {"model": _GPT_OSS, "messages": [{"role": "user", "content": "Hi"}], "max_completion_tokens": 5,
+            "stream": True, "stream_options": {"include_usage": True}}),
+    Target("OpenAI responses", "POST", "/openai/v1/responses",
+           {"model": _GPT_OSS, "input": "Hi", "instructions": "Be brief.", "max_output_tokens": 16}),
+    Target("OpenAI models", "GET", "/openai/v1/models"),
+    Target("InvokeGuardrailChecks", "POST", "/guardrail-checks/invoke",
+           {"messages": _messages("Mail bob@example.com"),
+            "checks": {"sensitiveInformation": {"entities": [{"type": "EMAIL"}]}}}),
+    # HTTP/1.1 cannot carry the bidirectional stream: a modeled refusal, whatever the body.
+    Target("InvokeModelWithBidirectionalStream over HTTP/1.1", "POST",
+           f"/model/{_SONIC}/invoke-with-bidirectional-stream", {}),
+    # The control plane (`bedrock` service) on the same port.
+    Target("CreateGuardrail", "POST", "/guardrails",
+           {"name": "fuzzed", "blockedInputMessaging": "No.", "blockedOutputsMessaging": "No.",
+            "wordPolicyConfig": {"wordsConfig": [{"text": "forbidden"}]}}, admin=True),
+    Target("ListGuardrails", "GET", "/guardrails", query={"maxResults": "5"}),
+    Target("ListFoundationModels", "GET", "/foundation-models", query={"byProvider": "anthropic"}),
+    Target("GetFoundationModel", "GET", f"/foundation-models/{HAIKU}"),
+    Target("ListInferenceProfiles", "GET", "/inference-profiles", query={"maxResults": "5"}),
+    Target("GetInferenceProfile", "GET", f"/inference-profiles/us.{HAIKU}"),
+    # Emulator surfaces added since: the inspector, metrics, the log's ?after=, record/replay settings.
+    Target("admin inspector page", "GET", "/_emulator/ui"),
+    Target("admin metrics", "GET", "/_emulator/metrics"),
+    Target("admin invocations after", "GET", "/_emulator/invocations", query={"after": "1", "limit": "2"}),
+    Target("admin recording", "GET", "/_emulator/recording"),
+]
+
+
 def register(target: Target) -> None:
     """Add an endpoint to fuzz (other modules call this at import time, or append to TARGETS)."""
     TARGETS.append(target)

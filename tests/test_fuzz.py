@@ -7,7 +7,7 @@ an `amz-sdk-request` attempt of 5,000 digits...), a mutated path (`%0A`, `%00` i
 (`maxResults=²`), or raw bytes HTTP's parser must refuse. The server runs in its own process; a second process
 polls `/_emulator/health` on its own connection all along.
 
-Asserted: no 5xx (and no internalServerException frame), every 4xx has `x-amzn-ErrorType` and a JSON `message`,
+Asserted: no 5xx (and no internalServerException frame), every 4xx has `x-amzn-ErrorType` and a JSON `message` (on `/openai/` paths, OpenAI's `{"error": {"message"}}`),
 no request hangs, and health's p99 latency stays under 100 ms (and no single stall reaches 1 s). EMULATOR_FUZZ_REQUESTS / EMULATOR_FUZZ_SEED change
 the run's size and seed (defaults: 4,000 requests, seed 10).
 """
@@ -228,8 +228,14 @@ def send_raw(url: str, data: bytes) -> Reply:
 
 def problems_in(reply: Reply, m: Mutated) -> str | None:
     if reply.status >= 500:
-        return f"{reply.status} {reply.error_type} {reply.body[:200]!r}"
-    if 400 <= reply.status < 500:
+        return f"{reply.status} {reply.error_type} {reply.body[:200]!r} (sent {m.body[:300]!r})"
+    if 400 <= reply.status < 500 and m.path.startswith("/openai/") and not reply.error_type:
+        try:  # OpenAI's protocol, not AWS's: {"error": {"message": ...}} (see emulator/api/openai/errors.py)
+            if "message" not in json.loads(reply.body)["error"]:
+                return f"{reply.status} OpenAI error without message: {reply.body[:200]!r}"
+        except (ValueError, KeyError, TypeError):
+            return f"{reply.status} not an OpenAI error body: {reply.body[:200]!r}"
+    elif 400 <= reply.status < 500:
         if not reply.error_type:
             return f"{reply.status} without x-amzn-ErrorType: {reply.body[:200]!r}"
         try:

@@ -110,6 +110,17 @@ def _identifier(identifier: str) -> str:
     return identifier.rsplit("/", 1)[-1] if identifier.startswith("arn:") else identifier
 
 
+# Bedrock's default quotas ("Guardrails per account", "Versions per guardrail"): they also bound the memory that
+# CreateGuardrail and CreateGuardrailVersion can take.
+MAX_GUARDRAILS = 100
+MAX_VERSIONS = 20
+
+
+def _quota(what: str, limit: int) -> BedrockError:
+    return BedrockError("ServiceQuotaExceededException",
+                        f"The number of {what} has reached its quota ({limit}). Delete one and try again.")
+
+
 class GuardrailStore:
     def __init__(self) -> None:
         self.guardrails: dict[str, Stored] = {}
@@ -130,6 +141,8 @@ class GuardrailStore:
             return self.guardrails[self._tokens[token]]
         if any(g.draft.config["name"] == params["name"] for g in self.guardrails.values()):
             raise BedrockError("ConflictException", f"A guardrail named {params['name']} already exists.")
+        if len(self.guardrails) >= MAX_GUARDRAILS:
+            raise _quota("guardrails in this account", MAX_GUARDRAILS)
         config = _config(params)
         policies = policies_from_config(config)
         guardrail_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(12))
@@ -158,6 +171,8 @@ class GuardrailStore:
         token = params.get("clientRequestToken")
         if token and token in stored.client_tokens:
             return stored, stored.client_tokens[token]
+        if len(stored.versions) >= MAX_VERSIONS:
+            raise _quota(f"versions of guardrail {stored.id}", MAX_VERSIONS)
         number = str(max((int(v) for v in stored.versions), default=0) + 1)
         draft = stored.draft
         created = now()

@@ -13,10 +13,14 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
+from ...protocol import bounds
 from ...protocol.auth import AUTH_KEYS, IDENTITY, check_request
 from ...protocol.errors import BedrockError
+from ...protocol.http1 import read_body
 from ...testing import around_operation
+from ..common import OFF_LOOP_BYTES
 from . import chat, models, responses
 from .errors import OpenAIError, error_body, error_response, invalid
 from .sse import SSE_WRITER
@@ -29,9 +33,11 @@ Handler = Callable[[web.Request, dict], Awaitable[web.StreamResponse]]
 
 
 async def _json_body(request: web.Request) -> dict:
+    raw = await read_body(request)  # Content-Length limit and read timeout, as on Bedrock's paths
     try:
-        body = json.loads(await request.read() or b"null")
-    except (UnicodeDecodeError, ValueError):
+        # The same guarded parser as Bedrock's paths (lone surrogates, nesting, huge numbers); big bodies off the loop.
+        body = bounds.loads(raw) if len(raw) < OFF_LOOP_BYTES else await asyncio.to_thread(bounds.loads, raw)
+    except ValueError:  # bounds.UnsafeJson included
         body = None
     if not isinstance(body, dict):
         raise invalid("We could not parse the JSON body of your request. The API expects a JSON payload, but what "
@@ -67,6 +73,11 @@ def _endpoint(handler: Handler, operation: str | None = None) -> Callable[[web.R
             raise
         except BedrockError as error:
             return await _in_stream(request, error) or error_response(error)
+        except RequestPayloadError as exc:  # e.g. a gzip Content-Encoding the body does not decode with
+            detail = getattr(exc.__cause__, "message", None) or str(exc)
+            response = error_response(invalid(f"We could not read the body of your request: {detail}.", None, None))
+            response.force_close()  # the rest of the body cannot be read: the connection ends with this reply
+            return response
         except web.HTTPRequestEntityTooLarge:
             return error_response(invalid("The request body exceeds the maximum size of 25000000 bytes.", None,
                                           "request_too_large"))

@@ -8,11 +8,11 @@ is converted here with its Bedrock name as `code` (our choice: AWS does not docu
 
 from __future__ import annotations
 
-import json
 
 from aiohttp import web
 from pydantic import ValidationError
 
+from ...protocol import bounds
 from ...protocol.auth import AuthError
 from ...protocol.errors import BedrockError
 
@@ -59,7 +59,7 @@ def error_response(error: BedrockError) -> web.Response:
     if error.code in ("ThrottlingException", "ModelNotReadyException"):
         headers["Retry-After"] = "1"  # our addition: the OpenAI SDKs honour it, as they retry 429s
     return web.Response(status=error.status, headers=headers,
-                        body=json.dumps({"error": error_body(error)}, ensure_ascii=False).encode())
+                        body=bounds.dumps_bytes({"error": error_body(error)}))  # never fails on a lone surrogate
 
 
 # --- pydantic's errors in OpenAI's words -------------------------------------------------------------------
