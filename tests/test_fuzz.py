@@ -313,4 +313,4 @@ def test_fuzz_no_5xx_every_4xx_modeled_health_stays_fast(fuzz_server):
     monitor.assert_responsive()
     # The admin API still answers, and the invocation log serialises after everything above.
     log = send(url, Mutated("log", "", "GET", "/_emulator/invocations?format=bedrock", b"", {}), {})
-    assert log.status == 200 and json.loads(log.body)["invocations"]
+    assert log.status == 200 and isinstance(json.loads(log.body)["invocations"], list)  # (a last reset may empty it)

@@ -92,3 +92,18 @@ def test_model_gauges_follow_a_running_generation(server, client):
         seen.append(value(busy, "bedrock_emulator_running_sequences", model=local))
     assert "messageStop" in event or "metadata" in event
     assert 1 in seen and seen[-1] == 0  # running while it generated, gone from the batch once finished
+
+
+def test_client_chosen_label_values_are_bounded(server, client):
+    """Invalid model ids are counted too, but past 200 distinct values they share the `other` label: no client can
+    grow the series (and each scrape's time) without bound."""
+    from emulator.inspector.metrics import MAX_LABEL_VALUES
+
+    for i in range(MAX_LABEL_VALUES + 20):
+        with pytest.raises(ClientError):
+            client.converse(modelId=f"anthropic.no-such-model-{i}-v9:0", messages=[user("hi")])
+    samples, _ = scrape(server.url)
+    models = {dict(labels)["model"] for (name, labels) in samples if name == "bedrock_emulator_requests_total"}
+    assert len(models) <= MAX_LABEL_VALUES + 1 and "other" in models
+    assert value(samples, "bedrock_emulator_requests_total", operation="Converse", model="other", status="400",
+                 error_code="ValidationException") >= 20

@@ -20,6 +20,11 @@ NAMESPACE = "bedrock_emulator"
 # Seconds. Scripted answers take a millisecond, a long local generation a minute.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 RATE_BUCKETS = (1, 5, 10, 25, 50, 100, 200, 400, 800)  # output tokens per second of one request
+# Label values come from clients (model ids as sent, even invalid ones) and from the test kit (fault ids grow
+# forever): each label keeps its first values, the rest count as OTHER, so no client can grow the series
+# without bound (memory, and a scrape that takes longer with every new id).
+MAX_LABEL_VALUES = 200
+OTHER = "other"
 
 
 class EngineGauges(Collector):
@@ -64,6 +69,16 @@ class Metrics:
                                 [*labels, "rule"], registry=self.registry)
         self.registry.register(EngineGauges(engines))
         self._children: dict[tuple, object] = {}
+        self._values: dict[str, set[str]] = {"model": set(), "fault": set(), "rule": set()}
+
+    def _bounded(self, label: str, value: str) -> str:
+        seen = self._values[label]
+        if value in seen:
+            return value
+        if len(seen) >= MAX_LABEL_VALUES:
+            return OTHER
+        seen.add(value)
+        return value
 
     def _child(self, metric, *labels: str):
         """`metric.labels(*labels)`, remembered: prometheus_client checks and locks on every `labels` call."""
@@ -74,7 +89,7 @@ class Metrics:
         return child
 
     def observe(self, call: Invocation) -> None:
-        labels = (call.operation, call.model_id or "")
+        labels = (call.operation, self._bounded("model", call.model_id or ""))
         code = call.error.code if call.error is not None else ""
         self._child(self.requests, *labels, str(call.status or 0), code).inc()
         self._child(self.input_tokens, *labels).inc(call.input_tokens or 0)
@@ -86,9 +101,9 @@ class Metrics:
             if call.output_tokens and call.latency_ms:
                 self._child(self.speed, *labels).observe(call.output_tokens / (call.latency_ms / 1000))
         for fault in call.faults:
-            self._child(self.faults, *labels, fault).inc()
+            self._child(self.faults, *labels, self._bounded("fault", fault)).inc()
         if call.rule is not None:
-            self._child(self.scripted, *labels, call.rule).inc()
+            self._child(self.scripted, *labels, self._bounded("rule", call.rule)).inc()
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

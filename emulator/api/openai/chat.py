@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from contextlib import aclosing
 
@@ -113,7 +114,8 @@ def _finish_reason(outcome: common.Outcome) -> str:
 
 async def create(request: web.Request, body: dict) -> web.StreamResponse:
     service: Service = request.app[SERVICE]
-    req, call, params = _prepare(service, body)
+    # Parsing, conversation rendering and the tool plan take time that grows with the body: off the event loop.
+    req, call, params = await asyncio.to_thread(_prepare, service, body)
     n = req.n or 1
     completion_id, created = common.new_id("chatcmpl-", 16), int(time.time())
     if req.stream:

@@ -7,6 +7,7 @@ page). The emulator keeps nothing between requests, so `previous_response_id` ge
 
 from __future__ import annotations
 
+import asyncio
 import time
 from contextlib import aclosing
 
@@ -194,7 +195,8 @@ class _Reply:
 
 async def create(request: web.Request, body: dict) -> web.StreamResponse:
     service: Service = request.app[SERVICE]
-    req, call, params = _prepare(service, body)
+    # Parsing, conversation rendering and the tool plan take time that grows with the body: off the event loop.
+    req, call, params = await asyncio.to_thread(_prepare, service, body)
     reply = _Reply(req, body)
     if req.stream:
         return await _stream(request, service, call, params, reply)
