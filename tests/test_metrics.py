@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from emulator.admin_client import EmulatorAdmin
 
-from conftest import HAIKU, user
+from conftest import HAIKU, make_client, user
 
 MODEL = "eu.anthropic.claude-3-haiku-20240307-v1:0"  # a profile id no other test uses: its series start here
 
@@ -32,14 +32,18 @@ def value(samples: dict, name: str, **labels) -> float:
 
 
 @pytest.fixture
-def admin(server):
-    admin = EmulatorAdmin(server.url)
-    admin.reset()
-    yield admin
-    admin.reset()
+def fresh(server):
+    """An emulator of its own (sharing the session's loaded models): its metrics start empty, so label bounds
+    filled by other tests' many model ids cannot fold this test's series into `other`."""
+    from emulator.app import Settings
+    from sibling_server import sibling
+
+    with sibling(server, Settings()) as srv:
+        yield srv
 
 
-def test_metrics_count_the_calls_made(server, client, admin):
+def test_metrics_count_the_calls_made(fresh):
+    server, client, admin = fresh, make_client(fresh.url), EmulatorAdmin(fresh.url)
     before, content_type = scrape(server.url)
     assert content_type.startswith("text/plain; version=")  # Prometheus' text exposition
     # Paced, so each call takes some milliseconds and has a tokens-per-second figure.
@@ -94,7 +98,8 @@ def test_model_gauges_follow_a_running_generation(server, client):
     assert 1 in seen and seen[-1] == 0  # running while it generated, gone from the batch once finished
 
 
-def test_client_chosen_label_values_are_bounded(server, client):
+def test_client_chosen_label_values_are_bounded(fresh):
+    server, client = fresh, make_client(fresh.url)
     """Invalid model ids are counted too, but past 200 distinct values they share the `other` label: no client can
     grow the series (and each scrape's time) without bound."""
     from emulator.inspector.metrics import MAX_LABEL_VALUES
