@@ -342,20 +342,14 @@ def test_too_long_an_input_is_bedrocks_validation_error(rc):
 
 
 def test_requests_beyond_max_concurrency_are_throttled(rc):
-    results: list[object] = []
-
-    def long_call():
-        try:
-            results.append(converse(rc, "Count from one to one hundred.", max_tokens=120, model=NARROW))
-        except ClientError as exc:
-            results.append(exc)
-
-    first = threading.Thread(target=long_call)
-    first.start()
-    time.sleep(0.5)
+    # The first call holds the engine's only slot from its first event until the engine's stream ends; asking
+    # while it is mid-stream (not after a fixed sleep, which a fast machine outruns) is deterministic.
+    reply = rc.converse_stream(modelId=NARROW, messages=[user("Count from one to one hundred.")],
+                               inferenceConfig={"maxTokens": 120, **GREEDY})
+    events = iter(reply["stream"])
+    assert "messageStart" in next(events)
     rejected(lambda: converse(rc, max_tokens=5, model=NARROW), "ThrottlingException", 429)
-    first.join()
-    assert isinstance(results[0], dict)
+    assert "metadata" in list(events)[-1]  # the first call still completes
 
 
 def test_a_client_that_goes_away_cancels_the_engine_request(rc, emulator, engine):
