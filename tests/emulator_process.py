@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,3 +116,28 @@ class HealthMonitor:
     def assert_responsive(self) -> None:
         allowed = self.P99_MS + self._pct(self.baseline_ms, 0.99)
         assert self.percentile(0.99) < allowed and self.latencies_ms[-1] < self.MAX_MS, self.summary()
+
+
+def raw_exchange(url: str, data: bytes, timeout: float = 30) -> tuple[int, dict, bytes]:
+    """Send raw bytes, read one reply: (status, lower-case headers, body). Status 0 when the server closed without
+    an HTTP answer (allowed for bytes that are not HTTP at all)."""
+    parts = urllib.parse.urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        sock.sendall(data)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        head, _, body = received.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        if not lines[0].startswith("HTTP/"):
+            return 0, {}, received
+        headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:] if ":" in line)}
+        while len(body) < int(headers.get("content-length", 0)):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    return int(lines[0].split()[1]), headers, body

@@ -18,7 +18,6 @@ import http.client
 import json
 import os
 import random
-import socket
 import threading
 import time
 import urllib.parse
@@ -27,7 +26,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from emulator_process import HealthMonitor, emulator_process
+from emulator_process import HealthMonitor, emulator_process, raw_exchange
 from fuzz_targets import TARGETS, Target
 
 REQUESTS = int(os.environ.get("EMULATOR_FUZZ_REQUESTS", "4000"))
@@ -210,20 +209,8 @@ def send(url: str, m: Mutated, conns: dict) -> Reply:
 
 
 def send_raw(url: str, data: bytes) -> Reply:
-    parts = urllib.parse.urlsplit(url)
-    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
-        sock.sendall(data)
-        received = b""
-        while b"\r\n\r\n" not in received:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            received += chunk
-    head = received.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
-    if not head or not head[0].startswith("HTTP/"):
-        return Reply(0, None, received)  # closed without an answer: allowed for bytes that are not HTTP at all
-    fields = {line.split(":", 1)[0].strip().lower(): line.split(":", 1)[1].strip() for line in head[1:] if ":" in line}
-    return Reply(int(head[0].split()[1]), fields.get("x-amzn-errortype"), received.split(b"\r\n\r\n", 1)[-1])
+    status, headers, body = raw_exchange(url, data)
+    return Reply(status, headers.get("x-amzn-errortype"), body)
 
 
 def problems_in(reply: Reply, m: Mutated) -> str | None:

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError, EventStreamError
 from conftest import HAIKU, make_client, raw_request, user
 from emulator.protocol import http1
 from emulator.service import SERVICE
-from emulator_process import HealthMonitor, emulator_process
+from emulator_process import HealthMonitor, emulator_process, raw_exchange
 
 
 @pytest.fixture
@@ -189,24 +189,6 @@ def test_error_messages_quote_a_bounded_prefix_of_the_value(server):
     message = modeled(raw_request(server.url, f"/model/{HAIKU}/converse", json.dumps(body).encode()), 400,
                       "ValidationException")
     assert len(message) < 5000 and "'" + "x" * 4096 + "...'" in message
-
-
-def raw_exchange(url: str, data: bytes, timeout: float = 30) -> tuple[int, dict, bytes]:
-    parts = urllib.parse.urlsplit(url)
-    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
-        sock.sendall(data)
-        received = b""
-        while b"\r\n\r\n" not in received:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            received += chunk
-        head, _, body = received.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:] if ":" in line)}
-        while len(body) < int(headers.get("content-length", 0)):
-            body += sock.recv(65536)
-    return int(lines[0].split()[1]), headers, body
 
 
 # --- 4. admin state is never poisoned -----------------------------------------------------------------------
