@@ -14,7 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .protocol.errors import BedrockError, validation
+from .protocol.errors import unsupported_model, validation
 
 _ARN = re.compile(r"arn:aws(?:-[^:]+)?:bedrock:[^:]*:[^:]*:([a-z-]+)/(.+)")
 # System inference-profile prefixes (geo or global) in front of a base model id.
@@ -163,9 +163,8 @@ def load_known_models(path: Path | None = None) -> KnownModelsFile:
 
 
 class Catalog:
-    def __init__(self, spec: CatalogFile, source: Path | None = None, known: KnownModelsFile | None = None) -> None:
+    def __init__(self, spec: CatalogFile, known: KnownModelsFile | None = None) -> None:
         self.spec = spec
-        self.source = source
         self.known: dict[str, KnownModel] | None = {m.id: m for m in known.models} if known else None
         self._resolved: dict[str, Entry] = {}
 
@@ -177,7 +176,7 @@ class Catalog:
         if spec.bedrock_models is not None:
             beside = path.parent / spec.bedrock_models
             known = load_known_models(beside if beside.exists() else bundled_model_file(spec.bedrock_models))
-        return cls(spec, path, known)
+        return cls(spec, known)
 
     def lookup(self, model_id: str) -> Entry:
         """The rule for a model id, completed with Bedrock's family and limits for that id, or the error Bedrock
@@ -208,8 +207,5 @@ class Catalog:
 
     def require_local(self, entry: Entry) -> str:
         if entry.local is None:
-            raise BedrockError(
-                "ValidationException",
-                "This action doesn't support the model that you provided. Try again with a supported text or chat model.",
-            )
+            raise unsupported_model()
         return entry.local

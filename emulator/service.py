@@ -9,50 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from aiohttp import web
 
-from . import families, testing
+from . import families
 from .catalog import Catalog, Entry
-from .engine.pool import ModelPool
-from .engine.remote import RemoteTextEngine
+from .engine.embeddings import EmbeddingModel
+from .engine.pool import ENGINE_SERVED, LOAD_FAILED, WRONG_KIND, ModelPool, ModelUnavailable
+from .engine.remote import RemoteEmbeddingModel, RemoteTextEngine
 from .engine.scheduler import TextEngine
 from .engine.types import Event, GenerationRequest, SamplingParams, TokenConstraint
 from .families.base import TextFamily
+from .families.call import Call
 from .guardrails.policies import Guardrail, resolve_identifier
-from .guardrails.request_path import Guard
 from .guardrails.store import GuardrailStore
 from .lifecycle import DEFAULT_MAX_QUEUE, Admission, Shutdown
-from .protocol.errors import BedrockError, validation
-from .tooluse import ToolPlan, tool_turn, with_tools
-
-
-@dataclass
-class Call:
-    """What a request asks for, in terms every operation shares (used to match scripted responses and faults)."""
-
-    operation: str
-    model_id: str
-    entry: Entry
-    family: TextFamily
-    messages: list[dict] = field(default_factory=list)  # chat messages: {"role", "content": str}
-    prompt: str | None = None  # a raw prompt (native completion bodies) instead of messages
-    tools: ToolPlan | None = None  # tools the turn may call (tooluse.py runs such turns)
-    guard: Guard | None = None  # the request's guardrail: checks the input before, the output after generation
-
-    @property
-    def last_user_text(self) -> str:
-        if self.prompt is not None:
-            return self.prompt
-        users = [m["content"] for m in self.messages if m["role"] == "user"]
-        return users[-1] if users else ""
-
-    @property
-    def turn_index(self) -> int:
-        return sum(1 for m in self.messages if m["role"] == "user")
+from .protocol.errors import BedrockError, unsupported_model, validation
+from .tooluse import TurnModel, tool_turn, with_tools
 
 
 class Service:
@@ -64,6 +40,9 @@ class Service:
         self.created_guardrails = GuardrailStore()  # the control plane's CreateGuardrail ...
         self.admission = Admission(max_queue)  # bounded queue per model: ThrottlingException beyond it
         self.shutdown = Shutdown()  # ends in-flight generations with an error event when the server stops
+        # The testing seam: the test kit (testing/, which sits above this module) installs its scripted responses,
+        # faults and invocation log here; without it a call gets the model's events as they are.
+        self.around_generation: AroundGeneration = _as_is
 
     def guardrail(self, identifier: str, version: str) -> Guardrail:
         """A guardrail by id or ARN: from the guardrails file (every version shares its policies), else one created
@@ -84,7 +63,17 @@ class Service:
         return entry, families.text_family(entry.family)
 
     def engine_for(self, entry: Entry) -> TextEngine:
-        return self.pool.text_engine(self.catalog.require_local(entry))
+        try:
+            return self.pool.text_engine(self.catalog.require_local(entry))
+        except ModelUnavailable as exc:
+            raise _unavailable(exc, "text or chat") from None
+
+    def embedding_model(self, name: str) -> EmbeddingModel | RemoteEmbeddingModel:
+        """The embedding model the catalogue's local model `name` runs on."""
+        try:
+            return self.pool.embedding_model(name)
+        except ModelUnavailable as exc:
+            raise _unavailable(exc, "embedding") from None
 
     def remote_for(self, entry: Entry) -> RemoteTextEngine | None:
         """The inference engine answering this entry's model, if an engine does (engine/remote.py)."""
@@ -120,7 +109,7 @@ class Service:
     def generate(self, call: Call, params: SamplingParams) -> AsyncIterator[Event]:
         """Stream the events of one generation for `call`: a test's scripted response, faults and log apply here.
         Closing the iterator (`contextlib.aclosing`) stops the generation at once."""
-        events = testing.around_generation(self, call, lambda: self._model_events(call, params))
+        events = self.around_generation(self, call, lambda: self._model_events(call, params))
         guarded = call.guard.events(events) if call.guard is not None else events
         return self.shutdown.interruptible(guarded)
 
@@ -129,12 +118,25 @@ class Service:
         if remote is not None:  # the engine takes the tools itself, as OpenAI tools
             events = remote.events(call, params)
         elif call.tools is not None:
-            events = tool_turn(self, call, params)
+            events = tool_turn(self._turn_model(call), call.tools, call.messages, call.last_user_text, params)
         else:
             events = self.model_events(call, params)
         async with aclosing(events):
             async for event in events:
                 yield event
+
+    def _turn_model(self, call: Call) -> TurnModel:
+        """The call's local model as a tool turn sees it: each pass is a call of its own without tools."""
+        bare = replace(call, tools=None)
+
+        async def prompt_tokens(messages: list[dict]) -> int:
+            return len(await self.prompt_ids(replace(bare, messages=messages)))
+
+        def generate(messages: list[dict], params: SamplingParams, constraint: TokenConstraint | None
+                     ) -> AsyncIterator[Event]:
+            return self.model_events(replace(bare, messages=messages), params, constraint)
+
+        return TurnModel(self.engine_for(call.entry).model.tokenizer, prompt_tokens, generate)
 
     async def model_events(
         self, call: Call, params: SamplingParams, constraint: TokenConstraint | None = None
@@ -155,5 +157,23 @@ def _longest_token(tokenizer) -> int:
     bounds the characters any token decodes to)."""
     return max((len(token) for token in tokenizer.get_vocab()), default=1)
 
+
+def _unavailable(exc: ModelUnavailable, kind: str) -> BedrockError:
+    """A model the pool cannot hand out, in Bedrock's terms."""
+    if exc.reason == WRONG_KIND:
+        return unsupported_model(kind)
+    if exc.reason == LOAD_FAILED:
+        return BedrockError("ModelErrorException", f"The local model failed to load: {exc.detail}")
+    if exc.reason == ENGINE_SERVED:
+        return BedrockError("ModelNotReadyException", exc.detail)
+    return BedrockError("ModelNotReadyException")  # still loading
+
+
+def _as_is(service: Service, call: Call, model_events: Callable[[], AsyncIterator[Event]]) -> AsyncIterator[Event]:
+    return model_events()
+
+
+# (service, call, the model's events) -> the events the caller gets
+AroundGeneration = Callable[[Service, Call, Callable[[], AsyncIterator[Event]]], AsyncIterator[Event]]
 
 SERVICE = web.AppKey("service", Service)

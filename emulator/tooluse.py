@@ -22,10 +22,10 @@ import asyncio
 import json
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import Any
 
 from .engine.constrained import (
     FirstTokenBan,
@@ -51,9 +51,6 @@ from .engine.types import (
     ToolUseStart,
 )
 from .protocol.errors import validation
-
-if TYPE_CHECKING:
-    from .service import Call, Service
 
 REPEAT_TRIES = 4  # samples of a repeated tool's input before an identical call is accepted (see pass 3)
 CALL_START = "<tool_call>"
@@ -235,25 +232,31 @@ class _Tally:
 
     input_tokens: int = 0
     output_tokens: int = 0
-    first_token_ms: int | None = None
 
     def add(self, finished: Finished) -> None:
         self.output_tokens += finished.output_tokens
-        if self.first_token_ms is None:
-            self.first_token_ms = finished.first_token_ms
 
 
-async def tool_turn(service: "Service", call: "Call", params: SamplingParams) -> AsyncIterator[Event]:
+@dataclass(frozen=True)
+class TurnModel:
+    """What a tool turn needs of the model that runs it (the service supplies it for the call's model)."""
+
+    tokenizer: Any  # the model's Hugging Face tokenizer (the grammars are built over its vocabulary)
+    prompt_tokens: Callable[[list[dict]], Awaitable[int]]  # tokens of a conversation's prompt
+    # One pass of the model over a conversation, optionally constrained.
+    generate: Callable[[list[dict], SamplingParams, TokenConstraint | None], AsyncIterator[Event]]
+
+
+async def tool_turn(model: TurnModel, plan: ToolPlan, messages: list[dict], last_user_text: str,
+                    params: SamplingParams) -> AsyncIterator[Event]:
     """One assistant turn that may call a tool: text deltas and/or one tool call, then `Finished`."""
-    plan: ToolPlan = call.tools
     problem = await asyncio.to_thread(schema_problem, plan)
     if problem is not None:
         yield Failed(validation(problem))
         return
-    base = replace(call, tools=None, messages=with_tools(call.messages, plan))
-    model = service.engine_for(call.entry).model
+    prompted = with_tools(messages, plan)
     grammars = await asyncio.to_thread(grammar_tokenizer, model.tokenizer)
-    tally = _Tally(input_tokens=len(await service.prompt_ids(base)))
+    tally = _Tally(input_tokens=await model.prompt_tokens(prompted))
     text = ""
     budget = params.max_new_tokens
 
@@ -261,16 +264,16 @@ async def tool_turn(service: "Service", call: "Call", params: SamplingParams) ->
                   constraint: TokenConstraint | None = None) -> AsyncIterator[Event]:
         if grammar is not None:
             constraint = await asyncio.to_thread(GrammarConstraint, grammars, grammar, pass_params.max_new_tokens)
-        events = service.model_events(replace(base, messages=messages), pass_params, constraint)
+        events = model.generate(messages, pass_params, constraint)
         async with aclosing(events):  # closing a pass stops its generation at once
             async for event in events:
                 yield event
 
     def finished(reason: str, stop: str | None = None) -> Finished:
-        return Finished(reason, stop, tally.input_tokens, tally.output_tokens, text, tally.first_token_ms)
+        return Finished(reason, stop, tally.input_tokens, tally.output_tokens, text)
 
     # Pass 1: text, unless a call is forced (or the heuristic asks for one).
-    tool = auto_pick(plan, call.last_user_text)
+    tool = auto_pick(plan, last_user_text)
     if plan.choice in ("auto", "none") and tool is None:
         # The call marker always ends the text; it starts a call only where one is allowed. HEURISTIC: right after
         # tool results a small model just copies the call it sees in the history, so there its reply may not
@@ -280,7 +283,7 @@ async def tool_turn(service: "Service", call: "Call", params: SamplingParams) ->
         stops = (*params.stop_sequences, CALL_START) if own_stop else params.stop_sequences
         no_tag = FirstTokenBan(grammars.tag_openers) if plan.after_results and text_grammar is None else None
         text_params = replace(params, stop_sequences=stops)
-        async with aclosing(run(base.messages, text_params, text_grammar, no_tag)) as events:
+        async with aclosing(run(prompted, text_params, text_grammar, no_tag)) as events:
             async for event in events:
                 if isinstance(event, Finished):
                     tally.add(event)
@@ -308,7 +311,7 @@ async def tool_turn(service: "Service", call: "Call", params: SamplingParams) ->
             return
         name_params = replace(params, max_new_tokens=budget, stop_sequences=())
         names = choice_grammar([t.name for t in tools])
-        async with aclosing(run(_prefilled(base.messages, call_prefix), name_params, names)) as events:
+        async with aclosing(run(_prefilled(prompted, call_prefix), name_params, names)) as events:
             async for event in events:
                 if isinstance(event, Failed):
                     yield event
@@ -335,7 +338,7 @@ async def tool_turn(service: "Service", call: "Call", params: SamplingParams) ->
             tried = input_params if attempt == 0 else replace(input_params, temperature=1.0, top_p=1.0, top_k=0,
                                                              seed=attempt)
             result: Finished | None = None
-            async with aclosing(run(_prefilled(base.messages, prefix), tried, grammar)) as events:
+            async with aclosing(run(_prefilled(prompted, prefix), tried, grammar)) as events:
                 async for event in events:
                     if isinstance(event, Failed):
                         yield event
@@ -356,7 +359,7 @@ async def tool_turn(service: "Service", call: "Call", params: SamplingParams) ->
         yield finished(TOOL_USE)
         return
     yield ToolUseStart(use_id, tool.name)
-    async with aclosing(run(_prefilled(base.messages, prefix), input_params, grammar)) as events:
+    async with aclosing(run(_prefilled(prompted, prefix), input_params, grammar)) as events:
         async for event in events:
             if isinstance(event, TextDelta):
                 yield ToolInputDelta(event.text)

@@ -11,7 +11,8 @@ from ..engine.types import Event, Failed, Finished
 from ..protocol.errors import BedrockError
 from ..protocol.reply import JsonReply, StreamReply
 from ..protocol.streaming import STREAM_TAP, event_stream
-from ..service import SERVICE, Call, Service
+from ..families.call import Call
+from ..service import SERVICE, Service
 from .common import Stopwatch, json_response, model_failure, streamed, validated_json
 from .content_rules import cache_usage, check_media
 from .converse_input import check_options, check_pointers, conversation, response_fields

@@ -17,7 +17,8 @@ from ..engine.remote import RemoteEmbeddingModel
 from ..families.embeddings import EmbeddingFamily
 from ..protocol.errors import validation
 from ..protocol.shapes import decode_blob
-from ..service import SERVICE, Call, Service
+from ..families.call import Call
+from ..service import SERVICE, Service
 from ..protocol.reply import JsonReply
 from .common import json_response, validated_json
 from .converse_input import conversation
@@ -45,7 +46,7 @@ async def count_tokens(request: web.Request, labels: dict) -> JsonReply:
     if isinstance(family, EmbeddingFamily):
         family.validate(body)
         texts = family.request(body, entry).texts
-        model = service.pool.embedding_model(service.catalog.require_local(entry))
+        model = service.embedding_model(service.catalog.require_local(entry))
         if isinstance(model, RemoteEmbeddingModel):
             return json_response({"inputTokens": sum((await model.embed_counted(texts))[1])})
         counts = await asyncio.to_thread(lambda: [model.count_tokens(text) for text in texts])

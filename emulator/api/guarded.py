@@ -19,7 +19,8 @@ from aiohttp import web
 from ..guardrails.grounding import Embedder, GroundingContext
 from ..guardrails.request_path import Guard, GuardSettings
 from ..protocol.errors import validation
-from ..service import Call, Service
+from ..families.call import Call
+from ..service import Service
 
 _NATIVE_CONFIG = "amazon-bedrock-guardrailConfig"
 _NATIVE_MODES = {"SYNCHRONOUS": "sync", "ASYNCHRONOUS": "async"}
@@ -32,7 +33,7 @@ def embedder(service: Service) -> Embedder | None:
         return None
 
     async def embed(texts: list[str]) -> np.ndarray:
-        return (await service.pool.embedding_model(name).embed(texts, normalize=True)).numpy()
+        return (await service.embedding_model(name).embed(texts, normalize=True)).numpy()
 
     return embed
 

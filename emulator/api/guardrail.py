@@ -9,6 +9,7 @@ from aiohttp import web
 from ..guardrails import grounding
 from ..guardrails.policies import Evaluation, assessment, evaluate, policy_units
 from ..protocol import bounds
+from ..protocol.reply import JsonReply
 from ..service import SERVICE
 from .common import Stopwatch, validated_json
 from .guarded import embedder

@@ -30,7 +30,8 @@ from ..protocol.errors import malformed_native, validation
 from ..protocol.shapes import operation, validate_input
 from ..protocol.reply import JsonReply, StreamReply
 from ..protocol.streaming import STREAM_TAP, event_stream
-from ..service import SERVICE, Call, Service
+from ..families.call import Call
+from ..service import SERVICE, Service
 from .common import Stopwatch, json_response, model_failure, streamed
 from .converse_input import check_project
 from .guarded import native_guard, native_input
@@ -175,7 +176,7 @@ async def invoke_native(
 async def _embed(service: Service, request_id: str, entry: Entry, family: EmbeddingFamily, body: dict) -> tuple[dict, int]:
     family.validate(body)
     wanted = family.request(body, entry)
-    model = service.pool.embedding_model(service.catalog.require_local(entry))
+    model = service.embedding_model(service.catalog.require_local(entry))
     if isinstance(model, RemoteEmbeddingModel):  # the engine counts and embeds in one request per text
         native, counts = await model.embed_counted(wanted.texts)
         family.check_lengths(wanted, counts, model.window)

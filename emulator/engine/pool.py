@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 from ..catalog import Catalog
-from ..protocol.errors import BedrockError
 from . import encoder, sources
 from .embeddings import EmbeddingModel, warm_projections
 from .remote import RemoteEmbeddingModel, RemoteTextEngine
@@ -15,6 +14,20 @@ from .scheduler import TextEngine
 from .text_model import TextModel, load_tokenizer, pick_device
 
 log = logging.getLogger("emulator.models")
+
+LOADING = "loading"  # the models are still loading
+LOAD_FAILED = "load_failed"  # loading failed (the detail says why)
+ENGINE_SERVED = "engine_served"  # an inference engine answers it: there are no local weights
+WRONG_KIND = "wrong_kind"  # a text model asked for embeddings, or the reverse
+
+
+class ModelUnavailable(Exception):
+    """A model the pool cannot hand out (the service says so in Bedrock's terms)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.reason = reason
+        self.detail = detail
 
 
 class ModelPool:
@@ -56,33 +69,24 @@ class ModelPool:
             log.exception("model loading failed")
             self.error = str(exc)
 
-    def _not_ready(self) -> BedrockError:
-        if self.error:
-            return BedrockError("ModelErrorException", f"The local model failed to load: {self.error}")
-        return BedrockError("ModelNotReadyException")
+    def _unavailable(self) -> ModelUnavailable:
+        return ModelUnavailable(LOAD_FAILED, self.error) if self.error else ModelUnavailable(LOADING)
 
     def text_engine(self, name: str) -> TextEngine:
         if name not in self.text:
             if name in self.remote_text:  # callers that need local weights (scripted usage counts) fall back
-                raise BedrockError("ModelNotReadyException", f"{name} is served by an inference engine")
+                raise ModelUnavailable(ENGINE_SERVED, f"{name} is served by an inference engine")
             if name in self.embedding:
-                raise BedrockError(
-                    "ValidationException",
-                    "This action doesn't support the model that you provided. Try again with a supported text or chat model.",
-                )
-            raise self._not_ready()
+                raise ModelUnavailable(WRONG_KIND)
+            raise self._unavailable()
         return self.text[name]
 
     def embedding_model(self, name: str) -> EmbeddingModel | RemoteEmbeddingModel:
         if name not in self.embedding:
             if name in self.text or name in self.remote_text:
-                raise BedrockError(
-                    "ValidationException",
-                    "This action doesn't support the model that you provided. Try again with a supported embedding model.",
-                )
-            raise self._not_ready()
+                raise ModelUnavailable(WRONG_KIND)
+            raise self._unavailable()
         return self.embedding[name]
-
 
     def engines(self) -> dict[str, RemoteTextEngine | RemoteEmbeddingModel]:
         """The models that inference engines answer, by name."""

@@ -26,11 +26,10 @@ import json
 import logging
 import os
 import re
-import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import aiohttp
 import jsonschema
@@ -41,6 +40,7 @@ from ..protocol.errors import BedrockError, validation
 from .loopguard import LoopGuard
 from .stops import StopMatcher
 from .types import (
+    CONTEXT_EXCEEDED,
     END_TURN,
     MAX_TOKENS,
     STOP_SEQUENCE,
@@ -55,13 +55,35 @@ from .types import (
     ToolUseStart,
 )
 
-if TYPE_CHECKING:
-    from ..service import Call
-    from ..tooluse import ToolPlan
+
+
+class Tool(Protocol):
+    name: str
+    description: str
+    schema: dict
+
+
+class ToolChoices(Protocol):
+    """The tools a turn may call, as an engine is told them (the tool core's `ToolPlan`)."""
+
+    tools: tuple[Tool, ...]
+    choice: str  # auto | any | tool | none
+    text_schema: dict | None  # the JSON schema a text answer must follow
+
+    def callable_tools(self) -> tuple[Tool, ...]: ...
+
+    def new_id(self) -> str: ...
+
+
+class Conversation(Protocol):
+    """What an engine answers (a service `Call`): a raw prompt, or chat messages and perhaps tools."""
+
+    prompt: str | None
+    messages: list[dict]
+    tools: ToolChoices | None
 
 log = logging.getLogger("emulator.engine.remote")
 
-CONTEXT_EXCEEDED = "model_context_window_exceeded"
 CONNECT_TIMEOUT_S = 5.0  # an engine that does not accept a connection in this time counts as unreachable
 TOO_LONG = "Input is too long for requested model."
 # How engines word "the prompt does not fit the context" (vLLM, SGLang, llama.cpp, TGI, Ollama).
@@ -278,13 +300,13 @@ def openai_messages(messages: list[dict]) -> list[dict]:
     return out
 
 
-def openai_tools(plan: "ToolPlan") -> list[dict]:
+def openai_tools(plan: ToolChoices) -> list[dict]:
     return [{"type": "function", "function": {"name": t.name, "description": t.description or t.name,
                                               "parameters": t.schema or {"type": "object"}}}
             for t in plan.tools]
 
 
-def call_schema(plan: "ToolPlan") -> dict:
+def call_schema(plan: ToolChoices) -> dict:
     """One JSON document naming a callable tool and its input: structured output stands in for `tool_choice:
     required` where the engine has no such mode (llama-cpp-python)."""
     return {"anyOf": [
@@ -301,7 +323,6 @@ class _Turn:
     chunks: int = 0  # streamed chunks that carried output (one token each in every engine we know)
     usage: dict | None = None
     finish: str | None = None
-    first_token_ms: int | None = None
 
 
 class RemoteTextEngine:
@@ -338,7 +359,7 @@ class RemoteTextEngine:
             return {"type": "json", "value": schema}
         return {"type": "json_schema", "json_schema": {"name": "response", "schema": schema, "strict": True}}
 
-    def body(self, call: "Call", params: SamplingParams) -> tuple[str, dict, str]:
+    def body(self, call: Conversation, params: SamplingParams) -> tuple[str, dict, str]:
         """(path, body, mode): mode is `text`, `tools` (native tool calls) or `json_call` (a call as JSON)."""
         body = {"model": self.spec.model, "stream": True, "stream_options": {"include_usage": True},
                 **self._sampling(params, params.max_new_tokens)}
@@ -373,7 +394,7 @@ class RemoteTextEngine:
 
     # Generation ---------------------------------------------------------------------------------------------
 
-    async def events(self, call: "Call", params: SamplingParams) -> AsyncIterator[Event]:
+    async def events(self, call: Conversation, params: SamplingParams) -> AsyncIterator[Event]:
         try:
             async for event in self._events(call, params):
                 yield event
@@ -395,8 +416,7 @@ class RemoteTextEngine:
             body = {**body, "max_tokens": window - prompt}
             return await stack.enter_async_context(self.client.request(path, body)), body["max_tokens"]
 
-    async def _events(self, call: "Call", params: SamplingParams) -> AsyncIterator[Event]:
-        started = time.monotonic()
+    async def _events(self, call: Conversation, params: SamplingParams) -> AsyncIterator[Event]:
         path, body, mode = self.body(call, params)
         stops = StopMatcher(params.stop_sequences)
         turn = _Turn()
@@ -421,8 +441,6 @@ class RemoteTextEngine:
                     tool_deltas = delta.get("tool_calls") or []
                     if piece or tool_deltas:
                         turn.chunks += 1
-                        if turn.first_token_ms is None:
-                            turn.first_token_ms = int((time.monotonic() - started) * 1000)
                     if piece and mode != "json_call":
                         looped = loops is not None and loops.feed(piece)
                         safe, stopped = stops.feed(piece)
@@ -460,7 +478,7 @@ class RemoteTextEngine:
         text = "".join(turn.text)
 
         def finished(reason: str, stop: str | None = None) -> Finished:
-            return Finished(reason, stop, input_tokens, output_tokens, text, turn.first_token_ms)
+            return Finished(reason, stop, input_tokens, output_tokens, text)
 
         if stopped is not None:
             yield finished(STOP_SEQUENCE, stopped)
@@ -486,13 +504,13 @@ class RemoteTextEngine:
             raw = json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))
             yield ToolInputDelta(raw)
             yield self._tool_use(plan, use_id, name, [raw])
-            yield Finished(TOOL_USE, None, input_tokens, output_tokens, "", turn.first_token_ms)
+            yield Finished(TOOL_USE, None, input_tokens, output_tokens, "")
         else:
             if plan is not None and plan.text_schema is not None:
                 _check(text, plan.text_schema, "answer")
             yield finished(END_TURN)
 
-    def _tool_use(self, plan: "ToolPlan | None", use_id: str, name: str, fragments: list[str]) -> ToolUse:
+    def _tool_use(self, plan: ToolChoices | None, use_id: str, name: str, fragments: list[str]) -> ToolUse:
         """A finished call, its input checked against the tool's schema (engines' guided decoding is trusted, but
         not blindly: a call that does not follow the schema is a model error, never passed on)."""
         raw = "".join(fragments) or "{}"
@@ -503,11 +521,11 @@ class RemoteTextEngine:
         arguments = _check(raw, tool.schema or {"type": "object"}, f"input of tool {name!r}")
         return ToolUse(use_id, name, arguments)
 
-    def _json_call(self, plan: "ToolPlan", text: str) -> tuple[str, dict]:
+    def _json_call(self, plan: ToolChoices, text: str) -> tuple[str, dict]:
         document = _check(text, call_schema(plan), "tool call")
         return document["name"], document["arguments"]
 
-    async def _usage(self, call: "Call", params: SamplingParams, turn: _Turn, cut: bool) -> tuple[int, int]:
+    async def _usage(self, call: Conversation, params: SamplingParams, turn: _Turn, cut: bool) -> tuple[int, int]:
         """The engine's counts where it reported them for the whole response, else ours (see module docstring)."""
         usage = turn.usage or {}
         if not cut and usage.get("completion_tokens") is not None and usage.get("prompt_tokens") is not None:
@@ -519,7 +537,7 @@ class RemoteTextEngine:
 
     # Token counts -------------------------------------------------------------------------------------------
 
-    async def count_input(self, call: "Call", params: SamplingParams | None = None) -> int:
+    async def count_input(self, call: Conversation, params: SamplingParams | None = None) -> int:
         """Input tokens the engine bills for `call`: a tokenizer named in the entry, else the engine's `/tokenize`
         (vLLM, SGLang, Ray Serve), else a one-token probe generation whose `usage.prompt_tokens` is the count."""
         if self.spec.tokenizer:
@@ -555,7 +573,7 @@ class RemoteTextEngine:
             raise BedrockError("ModelErrorException",
                                "The model returned the following errors: the engine reported no token usage") from None
 
-    def _count_with_tokenizer(self, call: "Call") -> int:
+    def _count_with_tokenizer(self, call: Conversation) -> int:
         if self._tokenizer is None:
             from transformers import AutoTokenizer
 

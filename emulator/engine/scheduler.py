@@ -19,7 +19,6 @@ import asyncio
 import logging
 import queue
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 
 import torch
@@ -29,11 +28,10 @@ from .detok import IncrementalDetokenizer
 from .loopguard import NaturalEnding
 from .stops import StopMatcher
 from .text_model import TextModel
-from .types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Event, Failed, Finished, GenerationRequest, TextDelta
+from .types import CONTEXT_EXCEEDED, END_TURN, MAX_TOKENS, STOP_SEQUENCE, Event, Failed, Finished, GenerationRequest, TextDelta
 
 log = logging.getLogger("emulator.engine")
 
-CONTEXT_EXCEEDED = "model_context_window_exceeded"
 MAX_BATCH = 32  # sequences decoded together; later arrivals wait for a row
 
 
@@ -53,8 +51,6 @@ class _Sequence:
         self.generator = sampling.make_generator(request.params, model.device)
         self.text: list[str] = []
         self.silent = request.params.require_text  # no non-blank text yet, and end-of-text may not come first
-        self.started = time.monotonic()
-        self.first_token_ms: int | None = None
 
     @property
     def plain_greedy(self) -> bool:
@@ -70,7 +66,7 @@ class _Sequence:
         if reason != STOP_SEQUENCE:
             self.emit(self.stops.flush())
         self.sink(
-            Finished(reason, stop, len(self.request.prompt_ids), self.generated, "".join(self.text), self.first_token_ms)
+            Finished(reason, stop, len(self.request.prompt_ids), self.generated, "".join(self.text))
         )
 
 
@@ -164,8 +160,6 @@ class Scheduler:
     def _accept(self, seq: _Sequence, token: int) -> bool:
         """Take the chosen token: stream its text, and say whether the sequence goes on."""
         self.steps_taken += 1
-        if seq.first_token_ms is None:
-            seq.first_token_ms = int((time.monotonic() - seq.started) * 1000)
         if token in self._model.eos_ids:
             seq.finish(END_TURN)
             return False
@@ -236,11 +230,3 @@ class TextEngine:
                     return
         finally:
             seq.cancelled = True  # a client that went away stops its generation at the next token
-
-    async def complete(self, request: GenerationRequest) -> Finished:
-        async for event in self.stream(request):
-            if isinstance(event, Failed):
-                raise event.error
-            if isinstance(event, Finished):
-                return event
-        raise RuntimeError("generation ended without a result")

@@ -12,6 +12,7 @@ END_TURN = "end_turn"
 MAX_TOKENS = "max_tokens"
 STOP_SEQUENCE = "stop_sequence"
 TOOL_USE = "tool_use"
+CONTEXT_EXCEEDED = "model_context_window_exceeded"  # the prompt and the output filled the context window
 
 
 MIN_TEMPERATURE = 1e-4  # see SamplingParams.greedy
@@ -97,7 +98,6 @@ class Finished:
     input_tokens: int
     output_tokens: int
     text: str
-    first_token_ms: int | None = None
     # The turn's tool calls, for replies built from the result alone (the API layer fills it from ToolUse events).
     tool_uses: tuple[ToolUse, ...] = ()
 

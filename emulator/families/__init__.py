@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..protocol.errors import validation
+from ..protocol.errors import unsupported_model, validation
 from .ai21 import Jamba, Jurassic2
 from .amazon import Nova, TitanText
 from .anthropic import Anthropic
@@ -40,9 +40,7 @@ def get(name: str) -> Family:
 def text_family(name: str) -> TextFamily:
     family = get(name)
     if not isinstance(family, TextFamily):
-        raise validation(
-            "This action doesn't support the model that you provided. Try again with a supported text or chat model."
-        )
+        raise unsupported_model()
     return family
 
 

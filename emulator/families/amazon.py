@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ..api.converse_input import conversation
 from ..api.tools import ReplyBlocks, tool_plan
-from ..engine.scheduler import CONTEXT_EXCEEDED
-from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
+from ..engine.types import (CONTEXT_EXCEEDED, END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished, TextDelta, ToolInputDelta,
+                            ToolUse, ToolUseStart)
 from ..protocol.errors import malformed_native
 from ..protocol.shapes import errors_for, operation
 from ..tooluse import ToolPlan

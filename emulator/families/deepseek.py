@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ..engine.scheduler import CONTEXT_EXCEEDED
-from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE
+from ..engine.types import CONTEXT_EXCEEDED, END_TURN, MAX_TOKENS, STOP_SEQUENCE
 from . import schema as s
 from .base import Knobs, ListedCompletion
 

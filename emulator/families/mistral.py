@@ -5,8 +5,7 @@ from __future__ import annotations
 import secrets
 
 from ..catalog import base_model_id
-from ..engine.scheduler import CONTEXT_EXCEEDED
-from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Finished
+from ..engine.types import CONTEXT_EXCEEDED, END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Finished
 from . import schema as s
 from .base import Invocation, Knobs, ListedCompletion
 from .openai import _ALNUM, OpenAIChat

@@ -6,9 +6,9 @@ import json
 import secrets
 
 from ..catalog import base_model_id
-from ..engine.scheduler import CONTEXT_EXCEEDED
 from ..api.tools import check_unique, checked_tool
-from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Finished, ToolInputDelta, ToolUse, ToolUseStart
+from ..engine.types import (CONTEXT_EXCEEDED, END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Finished, ToolInputDelta,
+                            ToolUse, ToolUseStart)
 from ..protocol.errors import validation
 from ..tooluse import ToolPlan, answered_calls
 from . import schema as s

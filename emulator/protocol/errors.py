@@ -77,6 +77,11 @@ def validation(message: str) -> BedrockError:
     return BedrockError("ValidationException", message)
 
 
+def unsupported_model(kind: str = "text or chat") -> BedrockError:
+    """Bedrock's answer when an operation gets a model of the wrong kind (an embedding model on Converse, ...)."""
+    return validation(f"This action doesn't support the model that you provided. Try again with a supported {kind} model.")
+
+
 def malformed_native(detail: str) -> BedrockError:
     """The wording Bedrock uses when a model's native InvokeModel body fails its JSON schema."""
     return validation(f"Malformed input request: {detail}, please reformat your input and try again.")

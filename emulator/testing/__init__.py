@@ -3,7 +3,7 @@
 They attach at two seams, so every operation and family gets them alike:
 - around the operation (`around_operation`, called by `app.dispatch`): the invocation log entry, faults that
   answer before the operation runs, first-byte latency, rate limits;
-- around generation (`around_generation`, called by `Service.generate`): a matching scripted rule replaces the
+- around generation (`around_generation`, installed as `Service.around_generation`): a matching scripted rule replaces the
   model's events, then faults pace the events or cut the stream. The API layers turn these events into wire
   output, so a scripted or failed stream is framed exactly like a generated one.
 """
@@ -16,21 +16,19 @@ from contextlib import aclosing
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from ..engine.types import Event, Finished
+from ..families.call import Call
 from ..protocol.errors import BedrockError, validation
 from ..protocol.reply import send
 from ..protocol.streaming import STREAM_TAP
+from ..service import SERVICE, Service
 from .faults import FaultBook, Plan, shaped
 from .invocation_log import DEFAULT_BYTES, DEFAULT_SIZE, Invocation, InvocationLog
 from .ratelimits import RateLimiter, RateLimitError, load_limits
 from .rules import RuleBook, RuleError, scripted_events
-
-if TYPE_CHECKING:
-    from ..service import Call, Service
 
 _CURRENT: ContextVar["_Active | None"] = ContextVar("emulator_invocation", default=None)
 
@@ -116,7 +114,7 @@ async def around_operation(request: web.Request, operation: str, labels: dict, h
         await kit.log.append(invocation)
 
 
-async def around_generation(service: "Service", call: "Call", model_events: Callable[[], AsyncIterator[Event]]
+async def around_generation(service: Service, call: Call, model_events: Callable[[], AsyncIterator[Event]]
                             ) -> AsyncIterator[Event]:
     """The events answering `call`: a matching rule's, else the model's; faults applied; tokens logged."""
     active = _CURRENT.get()
@@ -169,6 +167,7 @@ def install(app: web.Application, config: TestKitConfig) -> TestKit:
     except (RuleError, RateLimitError) as exc:  # a user's file: say what is wrong, no traceback (as the catalog does)
         raise SystemExit(f"invalid testing configuration:\n{exc}") from None
     app.on_response_prepare.append(_first_byte)
+    app[SERVICE].around_generation = around_generation
     return kit
 
 

@@ -42,7 +42,7 @@ import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator,
@@ -50,17 +50,17 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 
 from .. import safe_regex
 from ..engine.types import END_TURN, Event, Failed, Finished, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
+from ..families.call import Call
 from ..protocol.bounds import quoted
 from ..protocol.errors import BedrockError
 from ..recording.cassette import Cassette, is_cassette
 from ..recording.matching import VOLATILE, Sent, normalized
 from ..safe_regex import UnsafePattern, compile_checked
+from ..service import Service
 from ..tooluse import tool_use_id
 from .caps import MAX_RULES, MAX_TEXT, cap_error
 from .scope import GeneratingOperation, as_list, describe, error_code, extra_members, model_matches
 
-if TYPE_CHECKING:
-    from ..service import Call, Service
 
 ErrorCode = Annotated[str, BeforeValidator(error_code)]
 StopReason = Literal["end_turn", "tool_use", "max_tokens", "stop_sequence", "guardrail_intervened", "content_filtered"]
@@ -111,7 +111,7 @@ class Match(_Strict):
         sent = body if isinstance(body, Sent) else Sent(body)
         return self._normalized == sent.normalized(frozenset(self.ignore))
 
-    def matches(self, call: "Call", body: Any = None) -> bool:
+    def matches(self, call: Call, body: Any = None) -> bool:
         if not self.fits(call.operation, call.model_id, body):
             return False
         text = call.last_user_text
@@ -346,7 +346,7 @@ class RuleBook:
         """Whether matching may take long enough (user regexes) to belong on a worker thread."""
         return any(r.cassette is None and r.rule.match.regex is not None for r in self._all())
 
-    def match(self, call: "Call", body: Any = None) -> LoadedRule | None:
+    def match(self, call: Call, body: Any = None) -> LoadedRule | None:
         """The first live scripted rule that fits `call`; using it counts against its `times`. Safe on a worker
         thread: a rule with `times` is used exactly that often, even when matched from threads."""
         body = Sent(body)
@@ -409,7 +409,7 @@ def estimated_tokens(text: str) -> int:
     return (len(text) + 3) // 4
 
 
-async def _token_counts(respond: Respond, call: "Call", service: "Service") -> tuple[int, int]:
+async def _token_counts(respond: Respond, call: Call, service: Service) -> tuple[int, int]:
     """The scripted usage, else what the model's own tokenizer counts for the prompt and the scripted output."""
     usage = respond.usage
     output_text = respond.text + "".join(json.dumps(t.input) for t in respond.tool_calls)
@@ -434,7 +434,7 @@ async def _token_counts(respond: Respond, call: "Call", service: "Service") -> t
     return input_tokens, output_tokens
 
 
-async def scripted_events(loaded: LoadedRule, call: "Call", service: "Service") -> AsyncIterator[Event]:
+async def scripted_events(loaded: LoadedRule, call: Call, service: Service) -> AsyncIterator[Event]:
     """The rule's response as the events a generation produces: text pieces, tool calls, then Finished."""
     respond = loaded.rule.respond
     if respond.error is not None:
@@ -454,4 +454,4 @@ async def scripted_events(loaded: LoadedRule, call: "Call", service: "Service") 
         if i and pace and isinstance(event, (TextDelta, ToolInputDelta)):
             await asyncio.sleep(pace)
         yield event
-    yield Finished(respond.final_stop_reason, respond.stop_sequence, input_tokens, output_tokens, respond.text, 0)
+    yield Finished(respond.final_stop_reason, respond.stop_sequence, input_tokens, output_tokens, respond.text)

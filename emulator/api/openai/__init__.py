@@ -8,7 +8,6 @@ apply; errors leave in OpenAI's JSON shape (errors.py), with the `x-amzn-Request
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 

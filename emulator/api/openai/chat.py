@@ -8,11 +8,11 @@ from contextlib import aclosing
 
 from aiohttp import web
 
-from ...engine.scheduler import CONTEXT_EXCEEDED
-from ...engine.types import (END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Failed, Finished, TextDelta, ToolInputDelta,
-                             ToolUse, ToolUseStart)
+from ...engine.types import (CONTEXT_EXCEEDED, END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Failed, Finished, TextDelta,
+                             ToolInputDelta, ToolUse, ToolUseStart)
+from ...families.call import Call
 from ...families.prompts import openai_messages
-from ...service import SERVICE, Call, Service
+from ...service import SERVICE, Service
 from ..common import json_response, model_failure
 from . import common
 from .errors import error_body, invalid

@@ -20,7 +20,8 @@ from ...catalog import Entry
 from ...engine.types import Event, Failed, Finished, SamplingParams, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
 from ...families.base import TextFamily, natural_budget
 from ...protocol.errors import BedrockError
-from ...service import Call, Service
+from ...families.call import Call
+from ...service import Service
 from ...tooluse import Tool, ToolPlan
 from ..common import model_failure
 from .errors import OpenAIError, from_validation, invalid

@@ -13,10 +13,10 @@ from contextlib import aclosing
 
 from aiohttp import web
 
-from ...engine.scheduler import CONTEXT_EXCEEDED
-from ...engine.types import MAX_TOKENS, Failed, Finished, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
+from ...engine.types import CONTEXT_EXCEEDED, MAX_TOKENS, Failed, Finished, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
 from ...families.prompts import openai_messages
-from ...service import SERVICE, Call, Service
+from ...families.call import Call
+from ...service import SERVICE, Service
 from ..common import json_response, model_failure
 from . import common
 from .errors import OpenAIError, error_body, invalid

@@ -31,7 +31,8 @@ from ...catalog import Entry
 from ...engine.types import Failed, Finished, SamplingParams, TextDelta, ToolUse
 from ...families.base import TextFamily
 from ...protocol.errors import BedrockError
-from ...service import Call, Service
+from ...families.call import Call
+from ...service import Service
 from ...tooluse import ToolPlan, render_call, render_result
 from ..tools import check_unique, checked_tool
 from . import audio
