@@ -14,11 +14,12 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from emulator.server import BackgroundServer
-
 
 @pytest.fixture(scope="session")
 def server():
+    # Imported here, not at the top: the unit layer (tests/unit) shares this conftest and starts no server.
+    from emulator.server import BackgroundServer
+
     srv = BackgroundServer().start()
     yield srv
     srv.stop()
