@@ -257,3 +257,11 @@ def test_converse_conversation_rules(messages, error):
     with pytest.raises(BedrockError) as caught:
         conversation({"messages": messages})
     assert caught.value.message == error
+
+
+def test_consecutive_turns_of_one_role_in_markup_are_merged_but_system_turns_are_not():
+    text = ("<|start_header_id|>system<|end_header_id|>\n\nA<|eot_id|><|start_header_id|>system<|end_header_id|>\n\nB<|eot_id|>"
+            "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nthere<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n")
+    assert prompt("llama", {"prompt": text}).messages == [
+        {"role": "system", "content": "A"}, {"role": "system", "content": "B"}, {"role": "user", "content": "Hi\n\nthere"}]
