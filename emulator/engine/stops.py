@@ -17,14 +17,16 @@ class StopMatcher:
         if not self._stops:
             return text, None
         self._pending += text
-        hit: tuple[int, str] | None = None
+        # The stop completed first (then the one starting first) wins: the answer a piece-by-piece reading gives,
+        # so it does not depend on how the text was cut into pieces.
+        hit: tuple[int, int, str] | None = None  # (end, start, stop)
         for stop in self._stops:
             at = self._pending.find(stop)
-            if at >= 0 and (hit is None or at < hit[0]):
-                hit = (at, stop)
+            if at >= 0 and (hit is None or (at + len(stop), at) < hit[:2]):
+                hit = (at + len(stop), at, stop)
         if hit is not None:
-            safe, self._pending = self._pending[: hit[0]], ""
-            return safe, hit[1]
+            safe, self._pending = self._pending[: hit[1]], ""
+            return safe, hit[2]
         hold = max((self._overlap(stop) for stop in self._stops), default=0)
         cut = len(self._pending) - hold
         safe, self._pending = self._pending[:cut], self._pending[cut:]

@@ -131,3 +131,19 @@ def test_any_split_of_a_text_releases_exactly_the_text_before_the_first_stop():
         results = feed_all(StopMatcher(stops), pieces)
         assert "".join(t for t, _ in results) == "Sure. Here it is: <result>alpha"
         assert results[-1][1] == "</result>"
+
+
+@pytest.mark.parametrize(
+    "stops, text, released, matched",
+    [
+        (("xyz", "y"), "axyz", "ax", "y"),  # "y" is complete before "xyz" is
+        (("abc", "ab"), "xabc", "x", "ab"),
+        (("ab", "abc"), "xabc", "x", "ab"),
+        (("bc", "abc"), "xabc", "x", "abc"),  # both end together: the one that starts first
+    ],
+)
+def test_the_stop_completed_first_wins_however_the_text_is_split(stops, text, released, matched):
+    for cuts in ([], *([i] for i in range(1, len(text))), list(range(1, len(text)))):
+        pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)])]
+        results = feed_all(StopMatcher(stops), pieces)
+        assert ("".join(t for t, _ in results), results[-1][1]) == (released, matched), pieces
