@@ -110,6 +110,7 @@ def test_tool_removal_in_a_system_message_takes_the_tool_away():
     removal = {"role": "system", "content": [{"toolRemoval": {"tool": {"name": "get_weather"}}}]}
     plan = tool_plan({"messages": [user(), removal], "toolConfig": {"tools": [WEATHER, TIME]}})
     assert [t.name for t in plan.tools] == ["get_time"]
+    assert plan.schema_paths == ("toolConfig.tools.1.toolSpec.inputSchema.json",)
     everything = tool_plan({"messages": [user(), removal], "toolConfig": {"tools": [WEATHER]}})
     assert (everything.tools, everything.choice) == ((), "none")
     unknown = {"role": "system", "content": [{"toolAddition": {"tool": {"name": "zzz"}}}]}
