@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
 
 from . import inspector
-from .api import admin, async_invoke, bidirectional, control, converse, count_tokens, guardrail, guardrail_checks, health, invoke
+from .api import admin, async_invoke, control, health
 from .api import openai as openai_api
+from .api.registry import Handler, handlers
 from .catalog import Catalog
 from .engine.pool import ModelPool
 from .engine.sources import default_cache_dir
@@ -25,31 +25,15 @@ from .protocol.bounds import MAX_BODY_BYTES, quoted
 from .protocol.errors import BedrockError
 from .protocol.http1 import read_body
 from .protocol.middleware import add_request_id, errors_as_bedrock
-from .protocol.reply import Reply
+from .protocol.operations import STREAMING_INPUT
 from .recording import mode as recording
 from .service import SERVICE, Service
 from .testing import TestKitConfig, around_operation, install as install_testkit
-from .testing.invocation_log import STREAMING_INPUT
 
 log = logging.getLogger("emulator")
 
 LOADER = web.AppKey("loader", asyncio.Task)
-
-Handler = Callable[[web.Request, dict], Awaitable[Reply]]
-
-OPERATIONS: dict[str, Handler] = {
-    "Converse": converse.converse,
-    "ConverseStream": converse.converse_stream,
-    "ApplyGuardrail": guardrail.apply_guardrail,
-    "InvokeGuardrailChecks": guardrail_checks.invoke_guardrail_checks,
-    "InvokeModel": invoke.invoke_model,
-    "InvokeModelWithResponseStream": invoke.invoke_model_with_response_stream,
-    "CountTokens": count_tokens.count_tokens,
-    "StartAsyncInvoke": async_invoke.start_async_invoke,
-    "GetAsyncInvoke": async_invoke.get_async_invoke,
-    "ListAsyncInvokes": async_invoke.list_async_invokes,
-    "InvokeModelWithBidirectionalStream": bidirectional.invoke_model_with_bidirectional_stream,
-}
+HANDLERS = web.AppKey("handlers", dict[str, Handler])  # Bedrock Runtime operations' (api/registry.py)
 
 
 @dataclass
@@ -73,7 +57,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if route is None:
         raise BedrockError("UnknownOperationException",
                            f"No operation matches {request.method} {quoted(request.path, 200)}.")
-    handler = recording.handler_for(request.app, route.operation, OPERATIONS.get(route.operation))
+    handler = recording.handler_for(request.app, route.operation, request.app[HANDLERS].get(route.operation))
     if handler is None:
         raise BedrockError("ValidationException", f"The emulator does not support {route.operation} yet.")
     shutdown = request.app[SERVICE].shutdown
@@ -109,6 +93,7 @@ def build_app(settings: Settings | None = None) -> web.Application:
     catalog = Catalog.load(settings.catalog_path)
     pool = ModelPool(catalog, settings.cache_dir or default_cache_dir(), settings.device)
     app = web.Application(middlewares=[errors_as_bedrock], client_max_size=MAX_BODY_BYTES)
+    app[HANDLERS] = handlers()
     app[SERVICE] = Service(catalog, pool, guardrail_policies.load(settings.guardrails_path), settings.max_queue)
     install_access(app, settings.access)
     app.on_response_prepare.append(add_request_id)

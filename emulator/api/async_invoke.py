@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import secrets
 import string
 from dataclasses import dataclass, field
@@ -28,11 +27,11 @@ from ..catalog import base_model_id
 from ..families.base import TextFamily
 from ..protocol.errors import BedrockError, validation
 from ..protocol.identity import ACCOUNT_ID, request_region
-from ..protocol.shapes import validate_input
 from ..service import SERVICE
 from ..protocol.reply import JsonReply
-from .common import Stopwatch, json_response, validated_json
+from .common import Stopwatch, json_response
 from .invoke import invoke_native, text_call
+from .registry import operation
 
 log = logging.getLogger("emulator.async")
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -200,8 +199,8 @@ def _check_input(service, model_id: str, entry, family, body: dict) -> None:
         family.validate(body)
 
 
-async def start_async_invoke(request: web.Request, labels: dict) -> JsonReply:
-    params = await validated_json(request, "StartAsyncInvoke", labels)
+@operation("StartAsyncInvoke")
+async def start_async_invoke(request: web.Request, params: dict) -> JsonReply:
     store = request.app[JOBS]
     token = params.get("clientRequestToken")
     if token and token in store.by_token:
@@ -262,11 +261,11 @@ async def _run(store: AsyncJobs, job: Job, service, model_id, entry, family, bod
             await asyncio.shield(store.save())
 
 
-async def get_async_invoke(request: web.Request, labels: dict) -> JsonReply:
-    validate_input("GetAsyncInvoke", labels)
-    job = request.app[JOBS].jobs.get(labels["invocationArn"])
+@operation("GetAsyncInvoke")
+async def get_async_invoke(request: web.Request, params: dict) -> JsonReply:
+    job = request.app[JOBS].jobs.get(params["invocationArn"])
     if job is None:
-        raise validation(f"Could not find an async invocation with ARN {labels['invocationArn']}.")
+        raise validation(f"Could not find an async invocation with ARN {params['invocationArn']}.")
     return json_response(job.summary())
 
 
@@ -279,27 +278,22 @@ def _timestamp(value: str, name: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-async def list_async_invokes(request: web.Request, labels: dict) -> JsonReply:
-    query = dict(request.query)
-    params: dict = dict(query)
-    if "maxResults" in query:
-        raw = query["maxResults"]
-        params["maxResults"] = int(raw) if re.fullmatch(r"-?[0-9]{1,9}", raw) else raw  # anything else: a 400 below
-    validate_input("ListAsyncInvokes", params)
+@operation("ListAsyncInvokes")
+async def list_async_invokes(request: web.Request, params: dict) -> JsonReply:
     jobs = list(request.app[JOBS].jobs.values())
-    if "submitTimeAfter" in query:
-        after = _timestamp(query["submitTimeAfter"], "submitTimeAfter")
+    if "submitTimeAfter" in params:
+        after = _timestamp(params["submitTimeAfter"], "submitTimeAfter")
         jobs = [j for j in jobs if j.submit_time > after]
-    if "submitTimeBefore" in query:
-        before = _timestamp(query["submitTimeBefore"], "submitTimeBefore")
+    if "submitTimeBefore" in params:
+        before = _timestamp(params["submitTimeBefore"], "submitTimeBefore")
         jobs = [j for j in jobs if j.submit_time < before]
-    if "statusEquals" in query:
-        jobs = [j for j in jobs if j.status == query["statusEquals"]]
-    jobs.sort(key=lambda j: j.submit_time, reverse=query.get("sortOrder", "Descending") == "Descending")
+    if "statusEquals" in params:
+        jobs = [j for j in jobs if j.status == params["statusEquals"]]
+    jobs.sort(key=lambda j: j.submit_time, reverse=params.get("sortOrder", "Descending") == "Descending")
     start = 0
-    if "nextToken" in query:
+    if "nextToken" in params:
         try:
-            start = int(base64.urlsafe_b64decode(query["nextToken"].encode()[:64]).decode())
+            start = int(base64.urlsafe_b64decode(params["nextToken"].encode()[:64]).decode())
             if start < 0:
                 raise ValueError
         except (ValueError, UnicodeDecodeError):

@@ -27,6 +27,7 @@ from ..protocol.reply import StreamReply
 from ..protocol.streaming import CONTENT_TYPE, STREAM_TAP
 from ..service import SERVICE, Service
 from ..testing import current
+from .registry import operation
 from .sonic.session import Limits, Session
 
 log = logging.getLogger("emulator.sonic")
@@ -42,11 +43,12 @@ def _http2(request: web.Request) -> bool:
     return getattr(request.protocol, "stream_id", None) is not None
 
 
-async def invoke_model_with_bidirectional_stream(request: web.Request, labels: dict) -> StreamReply:
+@operation("InvokeModelWithBidirectionalStream")
+async def invoke_model_with_bidirectional_stream(request: web.Request, params: dict) -> StreamReply:
     if not _http2(request):
         raise validation(NEEDS_HTTP2)
     service: Service = request.app[SERVICE]
-    model_id = labels["modelId"]
+    model_id = params["modelId"]
     entry = service.catalog.lookup(model_id)
     if entry.family != SONIC_FAMILY:
         raise validation("The provided model doesn't support InvokeModelWithBidirectionalStream. "

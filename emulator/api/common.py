@@ -1,41 +1,17 @@
-"""Small helpers every API module uses to read requests and write JSON replies."""
+"""Small helpers the API modules share: JSON replies, a stopwatch, generation failures as Bedrock reports them."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
-
-from aiohttp import web
 
 from ..engine.types import Event, Failed
 from ..protocol.errors import BedrockError
 from ..protocol.reply import JsonReply
-from ..protocol.shapes import check_json_body, validate_input
-
-
-OFF_LOOP_BYTES = 64 * 1024  # bodies at least this large are parsed and validated on a worker thread
 
 
 def json_response(payload: dict, headers: dict[str, str] | None = None, status: int = 200) -> JsonReply:
     return JsonReply(payload, status, dict(headers or {}))
-
-
-async def validated_json(request: web.Request, operation: str, labels: dict[str, str]) -> dict:
-    """The JSON body merged with the URI labels, checked against the operation's input shape."""
-    raw = await request.read()
-    if len(raw) < OFF_LOOP_BYTES:
-        body = check_json_body(raw)
-        params = {**body, **labels}
-        validate_input(operation, params)
-        return params
-    return await asyncio.to_thread(_validated, raw, operation, labels)  # time that grows with the body: off the loop
-
-
-def _validated(raw: bytes, operation: str, labels: dict[str, str]) -> dict:
-    params = {**check_json_body(raw), **labels}
-    validate_input(operation, params)
-    return params
 
 
 class Stopwatch:

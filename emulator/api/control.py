@@ -121,6 +121,5 @@ async def handle(request: web.Request, route: Route) -> web.Response:
             f"{route.operation} is not supported by the emulator. Its Bedrock control plane answers "
             f"{', '.join(sorted(OPERATIONS))}."
         )
-    query = request.raw_path.split("?", 1)[1] if "?" in request.raw_path else ""
-    params = control_plane.read_input(route.operation, route.labels, query, request.headers, await request.read())
+    params = await control_plane.reader(route.operation).read(request, route.labels)
     return _reply(route.operation, handler(request.app[SERVICE], params, request_region(request)))

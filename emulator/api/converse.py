@@ -13,7 +13,8 @@ from ..protocol.reply import JsonReply, StreamReply
 from ..protocol.streaming import STREAM_TAP, event_stream
 from ..families.call import Call
 from ..service import SERVICE, Service
-from .common import Stopwatch, json_response, model_failure, streamed, validated_json
+from .common import Stopwatch, json_response, model_failure, streamed
+from .registry import operation
 from .content_rules import cache_usage, check_media
 from .converse_input import check_options, check_pointers, conversation, response_fields
 from .guarded import converse_guard
@@ -34,9 +35,8 @@ def _echoed(params: dict) -> dict:
     return {key: params[key] for key in ("performanceConfig", "serviceTier") if key in params}
 
 
-async def _prepare(request: web.Request, operation: str, labels: dict) -> tuple[Service, Call, dict, object]:
+def _prepare(request: web.Request, operation_name: str, params: dict) -> tuple[Service, Call, dict, object]:
     service: Service = request.app[SERVICE]
-    params = await validated_json(request, operation, labels)
     additional = params.get("additionalModelRequestFields")
     if additional is not None and not isinstance(additional, dict):  # a Document: any JSON passes the shape check
         raise BedrockError(
@@ -50,13 +50,14 @@ async def _prepare(request: web.Request, operation: str, labels: dict) -> tuple[
     check_pointers(params.get("additionalModelResponseFieldPaths"))
     native = family.converse_native(params.get("inferenceConfig") or {}, params.get("additionalModelRequestFields"))
     sampling = family.sampling(native, entry)
-    call = Call(operation, params["modelId"], entry, family, messages, tools=tools, guard=converse_guard(service, params))
+    call = Call(operation_name, params["modelId"], entry, family, messages, tools=tools, guard=converse_guard(service, params))
     return service, call, params, sampling
 
 
-async def converse(request: web.Request, labels: dict) -> JsonReply:
+@operation("Converse")
+async def converse(request: web.Request, params: dict) -> JsonReply:
     clock = Stopwatch()
-    service, call, params, sampling = await _prepare(request, "Converse", labels)
+    service, call, params, sampling = _prepare(request, "Converse", params)
     result: Finished | None = None
     blocks = ReplyBlocks()
     # aclosing: however the handler ends (an error, or a client that went away), the generation stops now.
@@ -83,9 +84,10 @@ async def converse(request: web.Request, labels: dict) -> JsonReply:
     return json_response(reply)
 
 
-async def converse_stream(request: web.Request, labels: dict) -> StreamReply:
+@operation("ConverseStream")
+async def converse_stream(request: web.Request, params: dict) -> StreamReply:
     clock = Stopwatch()
-    service, call, params, sampling = await _prepare(request, "ConverseStream", labels)
+    service, call, params, sampling = _prepare(request, "ConverseStream", params)
     return await event_stream(_stream_events(service.generate(call, sampling), call, params, clock), tap=request.get(STREAM_TAP))
 
 

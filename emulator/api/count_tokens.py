@@ -20,15 +20,16 @@ from ..protocol.shapes import decode_blob
 from ..families.call import Call
 from ..service import SERVICE, Service
 from ..protocol.reply import JsonReply
-from .common import json_response, validated_json
+from .common import json_response
+from .registry import operation
 from .converse_input import conversation
 from .invoke import native_body, text_call
 from .tools import tool_plan
 
 
-async def count_tokens(request: web.Request, labels: dict) -> JsonReply:
+@operation("CountTokens")
+async def count_tokens(request: web.Request, params: dict) -> JsonReply:
     service: Service = request.app[SERVICE]
-    params = await validated_json(request, "CountTokens", labels)
     model_id = params["modelId"]
     entry = service.catalog.lookup(model_id)
     family = families.get(entry.family)

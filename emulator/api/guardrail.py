@@ -11,15 +11,16 @@ from ..guardrails.policies import Evaluation, assessment, evaluate, policy_units
 from ..protocol import bounds
 from ..protocol.reply import JsonReply
 from ..service import SERVICE
-from .common import Stopwatch, validated_json
+from .common import Stopwatch
+from .registry import operation
 from .guarded import embedder
 
 _EVALUATED = {"guard_content", "query"}  # grounding_source text is context, not checked content
 
 
-async def apply_guardrail(request: web.Request, labels: dict) -> JsonReply:
+@operation("ApplyGuardrail")
+async def apply_guardrail(request: web.Request, params: dict) -> JsonReply:
     clock = Stopwatch()
-    params = await validated_json(request, "ApplyGuardrail", labels)
     guardrail = request.app[SERVICE].guardrail(params["guardrailIdentifier"], params["guardrailVersion"])
     texts = [
         block["text"]["text"]

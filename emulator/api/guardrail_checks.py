@@ -18,7 +18,8 @@ from ..guardrails.policies import PII_PATTERNS, _luhn, _phrase
 from ..guardrails.store import CATEGORY_TRIGGERS
 from ..service import SERVICE, Service
 from ..protocol.errors import validation
-from .common import json_response, validated_json
+from .common import json_response
+from .registry import operation
 
 PROMPT_ATTACK_TRIGGERS = {
     "JAILBREAK": ("jailbreak", "do anything now", "pretend you have no rules", "developer mode"),
@@ -75,8 +76,8 @@ def _run(service: Service, params: dict) -> dict:
     return {"results": results, "usage": usage}
 
 
-async def invoke_guardrail_checks(request: web.Request, labels: dict) -> web.Response:
-    params = await validated_json(request, "InvokeGuardrailChecks", labels)
+@operation("InvokeGuardrailChecks")
+async def invoke_guardrail_checks(request: web.Request, params: dict) -> web.Response:
     if not params["checks"]:
         raise validation("At least one check must be set in checks.")
     service: Service = request.app[SERVICE]

@@ -27,7 +27,6 @@ from ..families.images import ImageFamily
 from ..guardrails.request_path import Guard
 from ..protocol import bounds
 from ..protocol.errors import malformed_native, validation
-from ..protocol.shapes import operation, validate_input
 from ..protocol.reply import JsonReply, StreamReply
 from ..protocol.streaming import STREAM_TAP, event_stream
 from ..families.call import Call
@@ -35,6 +34,7 @@ from ..service import SERVICE, Service
 from .common import Stopwatch, json_response, model_failure, streamed
 from .converse_input import check_project
 from .guarded import native_guard, native_input
+from .registry import operation
 
 log = logging.getLogger("emulator.invoke")
 
@@ -47,14 +47,8 @@ def _media_types(value: str) -> list[str]:
     return [part.split(";")[0].strip().lower() for part in value.split(",") if part.strip()]
 
 
-def envelope(request: web.Request, labels: dict, operation_name: str) -> dict:
-    """The operation's header members, checked against the service model (enums, patterns, lengths)."""
-    params = dict(labels)
-    for name, member in operation(operation_name).input_shape.members.items():
-        location = member.serialization
-        if location.get("location") == "header" and location["name"] in request.headers:
-            params[name] = request.headers[location["name"]]
-    validate_input(operation_name, params)
+def check_envelope(params: dict) -> None:
+    """What the service model cannot say about the header members: the project, the body's media types."""
     check_project(params.get("projectIdentifier"), params["modelId"])
     content_type = params.get("contentType")
     if content_type and not set(_media_types(content_type)) & _BODY_TYPES:
@@ -62,7 +56,6 @@ def envelope(request: web.Request, labels: dict, operation_name: str) -> dict:
     accept = params.get("accept")
     if accept and not set(_media_types(accept)) & _BODY_TYPES:
         raise validation("The provided Accept Type is invalid or not supported for this model")
-    return params
 
 
 def native_body(raw: bytes) -> dict:
@@ -127,9 +120,9 @@ async def _finished(service: Service, call: Call, params: SamplingParams) -> Fin
     raise model_failure(RuntimeError("generation ended without a result"))
 
 
-async def _resolve(request: web.Request, labels: dict, operation_name: str) -> tuple[Service, str, Entry, Family, dict]:
+async def _resolve(request: web.Request, params: dict, operation_name: str) -> tuple[Service, str, Entry, Family, dict]:
     service: Service = request.app[SERVICE]
-    params = envelope(request, labels, operation_name)
+    check_envelope(params)
     entry = service.catalog.lookup(params["modelId"])
     family = families.get(entry.family)
     if operation_name == "InvokeModelWithResponseStream" and not family.streams:
@@ -138,9 +131,10 @@ async def _resolve(request: web.Request, labels: dict, operation_name: str) -> t
     return service, params["modelId"], entry, family, body
 
 
-async def invoke_model(request: web.Request, labels: dict) -> JsonReply:
+@operation("InvokeModel")
+async def invoke_model(request: web.Request, params: dict) -> JsonReply:
     clock = Stopwatch()
-    service, model_id, entry, family, body = await _resolve(request, labels, "InvokeModel")
+    service, model_id, entry, family, body = await _resolve(request, params, "InvokeModel")
     guard = native_guard(request, service, body)
     reply, headers = await invoke_native(service, model_id, entry, family, body, request["request_id"], clock, guard)
     return json_response(reply, _headers(request, headers))
@@ -228,10 +222,11 @@ class _NativeChunks:
         return self.events(self.family.stream_end(self.invocation, result), metrics)
 
 
-async def invoke_model_with_response_stream(request: web.Request, labels: dict) -> StreamReply:
+@operation("InvokeModelWithResponseStream")
+async def invoke_model_with_response_stream(request: web.Request, params: dict) -> StreamReply:
     clock = Stopwatch()
     operation_name = "InvokeModelWithResponseStream"
-    service, model_id, entry, family, body = await _resolve(request, labels, operation_name)
+    service, model_id, entry, family, body = await _resolve(request, params, operation_name)
     assert isinstance(family, TextFamily)  # every non-text family answers `streams = False` above
     guard = native_guard(request, service, body)
     call, params = text_call(service, operation_name, model_id, entry, family, body, streaming=True)

@@ -1,4 +1,4 @@
-"""Operation routing on the raw request path.
+"""Operation routing on the raw request path, from a service model's `http.method` and `http.requestUri`.
 
 Clients percent-encode every URI label with an empty safe set, so a model ARN arrives as one segment with `%3A`
 and `%2F` inside. Routing on `request.raw_path` and decoding each segment afterwards is the version-proof way.
@@ -7,7 +7,12 @@ and `%2F` inside. Routing on `request.raw_path` and decoding each segment afterw
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import unquote
+
+from botocore.model import ServiceModel
+
+from .shapes import service_model
 
 
 @dataclass(frozen=True)
@@ -16,34 +21,55 @@ class Route:
     labels: dict[str, str]
 
 
-# (method, pattern) -> operation; "{x}" is a single raw segment decoded into a label.
-_TABLE: list[tuple[str, tuple[str, ...], str]] = [
-    ("POST", ("model", "{modelId}", "converse"), "Converse"),
-    ("POST", ("model", "{modelId}", "converse-stream"), "ConverseStream"),
-    ("POST", ("model", "{modelId}", "invoke"), "InvokeModel"),
-    ("POST", ("model", "{modelId}", "invoke-with-response-stream"), "InvokeModelWithResponseStream"),
-    ("POST", ("model", "{modelId}", "invoke-with-bidirectional-stream"), "InvokeModelWithBidirectionalStream"),
-    ("POST", ("model", "{modelId}", "count-tokens"), "CountTokens"),
-    ("POST", ("guardrail", "{guardrailIdentifier}", "version", "{guardrailVersion}", "apply"), "ApplyGuardrail"),
-    ("POST", ("guardrail-checks", "invoke"), "InvokeGuardrailChecks"),
-    ("POST", ("async-invoke",), "StartAsyncInvoke"),
-    ("GET", ("async-invoke",), "ListAsyncInvokes"),
-    ("GET", ("async-invoke", "{invocationArn}"), "GetAsyncInvoke"),
-]
+# A pattern: one entry per path segment, a literal segment or the name of the label it holds.
+_Pattern = tuple[tuple[bool, str], ...]  # (is a label, literal or label name)
+
+
+class Routes:
+    """One service's routes, compiled once: by (method, number of segments), literal segments first."""
+
+    def __init__(self, model: ServiceModel) -> None:
+        self._table: dict[tuple[str, int], list[tuple[_Pattern, str]]] = {}
+        for name in model.operation_names:
+            http = model.operation_model(name).http
+            pattern = tuple(_part(part) for part in _segments(http["requestUri"].split("?", 1)[0]))
+            self._table.setdefault((http["method"], len(pattern)), []).append((pattern, name))
+        for rows in self._table.values():  # so `/guardrails/{id}` never shadows a literal path of the same length
+            rows.sort(key=lambda row: [is_label for is_label, _ in row[0]])
+
+    def match(self, method: str, raw_path: str) -> Route | None:
+        segments = _segments(raw_path.split("?", 1)[0])
+        for pattern, operation in self._table.get((method, len(segments)), ()):
+            labels: dict[str, str] = {}
+            for (is_label, part), segment in zip(pattern, segments):
+                if is_label:
+                    labels[part] = unquote(segment)
+                elif part != segment:
+                    break
+            else:
+                return Route(operation, labels)
+        return None
+
+
+def _segments(path: str) -> list[str]:
+    """`/a/b/` -> [a, b]; an empty segment inside (`/model//converse`) stays, and fails as an empty label would."""
+    path = path.strip("/")
+    return path.split("/") if path else []
+
+
+def _part(segment: str) -> tuple[bool, str]:
+    if segment.startswith("{"):
+        if segment.endswith("+}"):  # no operation of either service has one; say so rather than route it wrong
+            raise ValueError(f"greedy URI label {segment} is not supported")
+        return True, segment[1:-1]
+    return False, segment
+
+
+@lru_cache(maxsize=1)
+def _runtime() -> Routes:
+    return Routes(service_model())
 
 
 def match(method: str, raw_path: str) -> Route | None:
-    path = raw_path.split("?", 1)[0]
-    segments = path.strip("/").split("/") if path.strip("/") else []
-    for want_method, pattern, op in _TABLE:
-        if want_method != method or len(pattern) != len(segments):
-            continue
-        labels: dict[str, str] = {}
-        for part, seg in zip(pattern, segments):
-            if part.startswith("{"):
-                labels[part[1:-1]] = unquote(seg)
-            elif part != seg:
-                break
-        else:
-            return Route(op, labels)
-    return None
+    """The Bedrock Runtime operation a request names, with its URI labels decoded."""
+    return _runtime().match(method, raw_path)

@@ -40,8 +40,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from ..engine.types import Event, Failed, Finished, TextDelta, ToolInputDelta
 from ..protocol.errors import BedrockError
+from ..protocol.operations import STREAMING
 from .caps import MAX_FAULTS, MAX_TEXT, cap_error
-from .scope import (STREAMING, all_operations, as_list, describe, error_code, extra_members, model_matches,
+from .scope import (all_operations, as_list, describe, error_code, extra_members, model_matches,
                     operation_errors, stream_exceptions)
 
 ErrorCode = Annotated[str, BeforeValidator(error_code)]

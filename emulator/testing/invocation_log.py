@@ -27,11 +27,11 @@ from aiohttp import web
 from ..protocol import bounds
 from ..protocol.errors import MODELED, BedrockError
 from ..protocol.identity import ACCOUNT_ID, request_region
+from ..protocol.operations import STREAMING_INPUT
 
 log = logging.getLogger("emulator.log")
 
 DEFAULT_SIZE = 1000
-STREAMING_INPUT = ("InvokeModelWithBidirectionalStream",)
 DEFAULT_BYTES = 64 * 1024 * 1024  # the whole log's bodies, requests and replies together
 MAX_ENTRY_BODY = 1024 * 1024  # bytes of one request or reply body kept; the rest is cut, with a marker
 TRUNCATED = "emulatorTruncated"  # the marker: {"emulatorTruncated": {"bytes": <full size>, "prefix": "<text>"}}

@@ -26,8 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..catalog import base_model_id
 from ..protocol.errors import BedrockError
+from ..protocol.operations import GENERATING
 from .caps import MAX_LIMITS
-from .scope import GENERATING, describe, model_matches
+from .scope import describe, model_matches
 
 TOO_MANY_REQUESTS = "Too many requests, please wait before trying again."
 TOO_MANY_TOKENS = "Too many tokens, please wait before trying again."

@@ -10,20 +10,10 @@ from typing import Literal
 from pydantic import ValidationError
 
 from ..catalog import base_model_id
+from ..protocol.operations import GENERATING, OPERATIONS
 from ..protocol.shapes import service_model
 
-# Operations that generate text through `Service.generate`, so scripted responses can answer them.
-GENERATING = ("Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream",
-              "InvokeModelWithBidirectionalStream", "OpenAIChatCompletions", "OpenAIResponses")
-GeneratingOperation = Literal["Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream",
-                              "InvokeModelWithBidirectionalStream", "OpenAIChatCompletions", "OpenAIResponses"]
-STREAMING = ("ConverseStream", "InvokeModelWithResponseStream", "InvokeModelWithBidirectionalStream",
-             "OpenAIChatCompletions", "OpenAIResponses")
-_STREAM_UNION = {"ConverseStream": "ConverseStreamOutput", "InvokeModelWithResponseStream": "ResponseStream",
-                 "InvokeModelWithBidirectionalStream": "InvokeModelWithBidirectionalStreamOutput"}
-# The OpenAI-compatible paths (api/openai) are not in the service model: they can fail as InvokeModel and its
-# stream can (errors go out in OpenAI's JSON shape there, in-stream ones as an SSE error event).
-_LIKE = {"OpenAIChatCompletions": "InvokeModelWithResponseStream", "OpenAIResponses": "InvokeModelWithResponseStream"}
+GeneratingOperation = Literal[GENERATING]  # type: ignore[valid-type]  (a rule file names one of these)
 
 
 def model_matches(pattern: str | None, model_id: str | None) -> bool:
@@ -44,14 +34,13 @@ def as_list(value: str | list[str] | None) -> list[str] | None:
 @lru_cache(maxsize=None)
 def operation_errors(operation: str) -> frozenset[str]:
     """The exceptions the service model lets `operation` return."""
-    operation = _LIKE.get(operation, operation)
-    return frozenset(shape.name for shape in service_model().operation_model(operation).error_shapes)
+    return frozenset(shape.name for shape in service_model().operation_model(_bedrock(operation)).error_shapes)
 
 
 @lru_cache(maxsize=None)
 def stream_exceptions(operation: str) -> frozenset[str]:
     """Exception names (PascalCase) that may appear inside `operation`'s event stream."""
-    union = service_model().shape_for(_STREAM_UNION[_LIKE.get(operation, operation)])
+    union = service_model().operation_model(_bedrock(operation)).get_event_stream_output()
     return frozenset(
         member[0].upper() + member[1:] for member, shape in union.members.items() if shape.metadata.get("exception")
     )
@@ -64,7 +53,14 @@ def extra_members(code: str) -> frozenset[str]:
 
 
 def all_operations() -> tuple[str, ...]:
-    return (*service_model().operation_names, *_LIKE)
+    """Every operation a fault may name: the service model's, and the registry's others (the OpenAI paths)."""
+    return (*service_model().operation_names, *(name for name, op in OPERATIONS.items() if not op.bedrock))
+
+
+def _bedrock(operation: str) -> str:
+    """The Bedrock operation whose errors `operation` may answer with (itself, or the one it fails like)."""
+    line = OPERATIONS.get(operation)
+    return line.fails_like if line is not None and line.fails_like else operation
 
 
 def describe(error: ValidationError, where: str = "") -> str:

@@ -18,8 +18,8 @@ from ...protocol import bounds
 from ...protocol.auth import AUTH_KEYS, IDENTITY, check_request
 from ...protocol.errors import BedrockError
 from ...protocol.http1 import read_body
+from ...protocol.inputs import OFF_LOOP_BYTES
 from ...testing import around_operation
-from ..common import OFF_LOOP_BYTES
 from . import chat, models, responses
 from .errors import OpenAIError, error_body, error_response, invalid
 from .sse import SSE_WRITER
