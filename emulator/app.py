@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,6 @@ from .testing import TestKitConfig, around_operation, install as install_testkit
 
 log = logging.getLogger("emulator")
 
-LOADER = web.AppKey("loader", asyncio.Task)
 HANDLERS = web.AppKey("handlers", dict[str, Handler])  # Bedrock Runtime operations' (api/registry.py)
 
 
@@ -68,7 +68,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         return await around_operation(request, route.operation, route.labels, handler)
 
 
-async def _load_models(app: web.Application) -> None:
+async def _models(app: web.Application) -> AsyncIterator[None]:
+    """The models load on a worker thread while the server already answers (health says `loading`); at cleanup,
+    a load still running is cancelled and the inference engines' pooled connections close."""
     pool: ModelPool = app[SERVICE].pool
 
     async def load() -> None:
@@ -78,14 +80,24 @@ async def _load_models(app: web.Application) -> None:
         # of a second whenever a big request allocates a lot.
         gc.freeze()
 
-    app[LOADER] = asyncio.create_task(load())
-
-
-async def _stop_loading(app: web.Application) -> None:
-    loader = app.get(LOADER)
+    loader = None if pool.ready else asyncio.create_task(load())
+    yield
     if loader is not None and not loader.done():
         loader.cancel()
-    await app[SERVICE].pool.close()  # inference engines' pooled connections
+    await pool.close()
+
+
+def _emulator_app() -> web.Application:
+    """`/_emulator`: health, the admin API, the inspector, the recording mode. Its handlers read the emulator's
+    state through `request.config_dict`; the parent's middlewares (errors, the admin guard) apply to it."""
+    emulator = web.Application()
+    emulator.router.add_get("/health", health.health)
+    admin.register(emulator)
+    inspector.register(emulator)
+    recording.register(emulator)
+    # Any other path or method under /_emulator is answered as before the sub-app: as no operation at all.
+    emulator.router.add_route("*", "/{tail:.*}", dispatch)
+    return emulator
 
 
 def build_app(settings: Settings | None = None) -> web.Application:
@@ -99,16 +111,14 @@ def build_app(settings: Settings | None = None) -> web.Application:
     app.on_response_prepare.append(add_request_id)
     if settings.recording.mode in ("record", "replay"):
         pool.ready = True  # every call is forwarded or replayed: no model to load (and none to download)
-    else:
-        app.on_startup.append(_load_models)
-    app.on_cleanup.append(_stop_loading)
-    app.router.add_get("/_emulator/health", health.health)
+    app.cleanup_ctx.append(_models)
     install_testkit(app, settings.testing)
     recording.install(app, settings.recording)
     async_invoke.install(app, settings.async_output_dir or pool.cache_dir / "async-invoke",
                          settings.state_dir or settings.async_output_dir)
-    admin.register(app)
-    inspector.register(app)
+    inspector.install(app)
+    app.router.add_route("*", "/_emulator", dispatch)  # the prefix alone is no sub-app path: answered as before
+    app.add_subapp("/_emulator", _emulator_app())
     openai_api.register(app)  # /openai/v1: OpenAI-compatible Chat Completions, Responses, models
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

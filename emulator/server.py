@@ -62,9 +62,8 @@ async def start_site(
     runner = EdgeRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     http1.install(runner)  # HTTP/1.1: Bedrock-shaped parser errors, header read timeout
-    site = EdgeSite(runner, host, port, ssl_context)
-    await site.start()
-    return runner, site.port  # the real port when 0 was asked for
+    await EdgeSite(runner, host, port, ssl_context).start()
+    return runner, runner.addresses[0][1]  # the bound port (the real one when 0 was asked for)
 
 
 DEFAULT_GRACE_S = 10.0

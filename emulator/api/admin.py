@@ -36,11 +36,8 @@ from ..testing.ratelimits import RateLimitError, parse_limits
 from ..testing.rules import RuleError, parse_rules
 from .common import json_response
 
-PREFIX = "/_emulator"
-
-
 def _kit(request: web.Request) -> TestKit:
-    return request.app[TESTKIT]
+    return request.config_dict[TESTKIT]
 
 
 async def _body(request: web.Request) -> object:
@@ -179,22 +176,22 @@ async def reset(request: web.Request) -> JsonReply:
     return json_response({"reset": True})
 
 
-def register(app: web.Application) -> None:
-    """Add the admin routes (before the catch-all Bedrock dispatcher)."""
-    r = app.router
-    r.add_get(f"{PREFIX}/rules", list_rules)
-    r.add_post(f"{PREFIX}/rules", add_rules)
-    r.add_delete(f"{PREFIX}/rules", clear_rules)
-    r.add_delete(f"{PREFIX}/rules/{{id}}", remove_rule)
-    r.add_get(f"{PREFIX}/faults", list_faults)
-    r.add_post(f"{PREFIX}/faults", add_fault)
-    r.add_delete(f"{PREFIX}/faults", clear_faults)
-    r.add_delete(f"{PREFIX}/faults/{{id}}", remove_fault)
-    r.add_get(f"{PREFIX}/rate-limits", get_limits)
-    r.add_put(f"{PREFIX}/rate-limits", put_limits)
-    r.add_delete(f"{PREFIX}/rate-limits", clear_limits)
-    r.add_get(f"{PREFIX}/invocations", list_invocations)
-    r.add_delete(f"{PREFIX}/invocations", clear_invocations)
-    r.add_get(f"{PREFIX}/settings", get_settings)
-    r.add_patch(f"{PREFIX}/settings", patch_settings)
-    r.add_post(f"{PREFIX}/reset", reset)
+def register(emulator: web.Application) -> None:
+    """Add the admin routes to the `/_emulator` sub-app."""
+    r = emulator.router
+    r.add_get("/rules", list_rules)
+    r.add_post("/rules", add_rules)
+    r.add_delete("/rules", clear_rules)
+    r.add_delete("/rules/{id}", remove_rule)
+    r.add_get("/faults", list_faults)
+    r.add_post("/faults", add_fault)
+    r.add_delete("/faults", clear_faults)
+    r.add_delete("/faults/{id}", remove_fault)
+    r.add_get("/rate-limits", get_limits)
+    r.add_put("/rate-limits", put_limits)
+    r.add_delete("/rate-limits", clear_limits)
+    r.add_get("/invocations", list_invocations)
+    r.add_delete("/invocations", clear_invocations)
+    r.add_get("/settings", get_settings)
+    r.add_patch("/settings", patch_settings)
+    r.add_post("/reset", reset)

@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import string
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -310,7 +311,8 @@ def install(app: web.Application, output_dir: Path, state_dir: Path | None = Non
     """`state_dir`: keep job records there (async-jobs.json) so Get/List still know them after a restart."""
     app[JOBS] = AsyncJobs(output_dir, state_dir)
 
-    async def cancel_jobs(app: web.Application) -> None:
+    async def jobs(app: web.Application) -> AsyncIterator[None]:
+        yield
         store = app[JOBS]
         running = [job.task for job in store.jobs.values() if job.task is not None and not job.task.done()]
         for task in running:
@@ -318,4 +320,4 @@ def install(app: web.Application, output_dir: Path, state_dir: Path | None = Non
         await asyncio.gather(*running, return_exceptions=True)
         await store.save()
 
-    app.on_cleanup.append(cancel_jobs)
+    app.cleanup_ctx.append(jobs)

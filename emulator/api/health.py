@@ -15,7 +15,7 @@ from .common import json_response
 
 
 async def health(request: web.Request) -> JsonReply:
-    service = request.app[SERVICE]
+    service = request.config_dict[SERVICE]
     pool = service.pool
     if service.shutdown.stopping:
         return json_response({"status": "stopping"}, status=503)

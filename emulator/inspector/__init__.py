@@ -11,7 +11,6 @@ from importlib import resources
 
 from aiohttp import web
 
-from ..api.admin import PREFIX
 from ..service import SERVICE
 from ..testing import TESTKIT
 from .metrics import Metrics
@@ -44,14 +43,18 @@ async def asset(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body, content_type = request.app[METRICS].exposition()
+    body, content_type = request.config_dict[METRICS].exposition()
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
-def register(app: web.Application) -> None:
-    """Add the page and /metrics (before the catch-all dispatcher); needs the test kit installed first."""
+def install(app: web.Application) -> None:
+    """The metrics, fed by the invocation log (needs the test kit installed first)."""
     collected = app[METRICS] = Metrics(lambda: app[SERVICE].pool.text)
     app[TESTKIT].log.listeners.append(collected.observe)
-    app.router.add_get(f"{PREFIX}/ui", page)
-    app.router.add_get(f"{PREFIX}/ui/{{name}}", asset)
-    app.router.add_get(f"{PREFIX}/metrics", metrics)
+
+
+def register(emulator: web.Application) -> None:
+    """Add the page and /metrics to the `/_emulator` sub-app."""
+    emulator.router.add_get("/ui", page)
+    emulator.router.add_get("/ui/{name}", asset)
+    emulator.router.add_get("/metrics", metrics)

@@ -17,7 +17,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -78,7 +78,7 @@ class Recorder:
     def ignore(self) -> list[str]:
         return sorted({*self.config.ignore, *self.config.redact})
 
-    def configure(self, app: web.Application, config: RecordingConfig) -> int:
+    def configure(self, app: Mapping, config: RecordingConfig) -> int:
         """Switch mode (and directory); returns how many cassettes now answer. Nothing changes if it raises."""
         config.check()
         replaying = config.mode in ("replay", "record-missing")
@@ -197,8 +197,8 @@ def _json_or_text(raw: bytes) -> Any:
 
 
 async def get_recording(request: web.Request) -> web.Response:
-    recorder = request.app[RECORDER]
-    return json_response({**recorder.config.view(), "cassettes": len(request.app[TESTKIT].rules.cassettes())})
+    recorder = request.config_dict[RECORDER]
+    return json_response({**recorder.config.view(), "cassettes": len(request.config_dict[TESTKIT].rules.cassettes())})
 
 
 async def put_recording(request: web.Request) -> web.Response:
@@ -216,7 +216,7 @@ async def put_recording(request: web.Request) -> web.Response:
         config = RecordingConfig(mode=data.get("mode", "off"), directory=Path(directory) if directory else None,
                                  upstream=data.get("upstream"), speed=data.get("speed", 0),
                                  ignore=data.get("ignore", []), redact=data.get("redact", []))
-        count = request.app[RECORDER].configure(request.app, config)
+        count = request.config_dict[RECORDER].configure(request.config_dict, config)
     except ValueError as exc:  # includes a cassette that does not load (RuleError)
         raise validation(f"Invalid recording settings: {exc}") from None
     return json_response({**config.view(), "cassettes": count})
@@ -230,10 +230,15 @@ def install(app: web.Application, config: RecordingConfig | None) -> Recorder:
     except ValueError as exc:  # includes a malformed cassette (RuleError is a ValueError)
         raise SystemExit(f"invalid recording configuration:\n{exc}") from None
 
-    async def close(app: web.Application) -> None:
-        await app[RECORDER].upstream.close()
+    async def upstream(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await app[RECORDER].upstream.close()  # the upstream's pooled connections (record mode)
 
-    app.on_cleanup.append(close)
-    app.router.add_get("/_emulator/recording", get_recording)
-    app.router.add_put("/_emulator/recording", put_recording)
+    app.cleanup_ctx.append(upstream)
     return recorder
+
+
+def register(emulator: web.Application) -> None:
+    """Add `GET/PUT /recording` to the `/_emulator` sub-app."""
+    emulator.router.add_get("/recording", get_recording)
+    emulator.router.add_put("/recording", put_recording)
