@@ -86,6 +86,7 @@ class EdgeSite(web.TCPSite):
             lambda: _Sniffer(self), self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
             reuse_address=self._reuse_address, reuse_port=self._reuse_port,
         )
+        self._bound_port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port
 
     async def stop(self) -> None:
         for connection in list(self.h2_connections):
