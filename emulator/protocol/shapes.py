@@ -272,6 +272,13 @@ def coral_error(errors: list[str]) -> BedrockError:
     return validation(f"{len(errors)} validation {noun} detected: " + "; ".join(errors))
 
 
+def validate_input(operation_name: str, params: dict) -> None:
+    """Validate an operation's input (body members plus URI labels and headers) against the service model."""
+    errors = errors_for(operation(operation_name).input_shape, params)
+    if errors:
+        raise coral_error(errors)
+
+
 def decode_blob(value: str) -> bytes:
     """Decode a JSON-body blob that validation has already accepted."""
     return base64.b64decode(value)
