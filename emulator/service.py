@@ -28,7 +28,8 @@ from .guardrails.policies import Guardrail, resolve_identifier
 from .guardrails.store import GuardrailStore
 from .lifecycle import DEFAULT_MAX_QUEUE, Admission, Shutdown
 from .protocol.errors import BedrockError, unsupported_model, validation
-from .tooluse import TurnModel, tool_turn, with_tools
+from .tools.markup import with_tools
+from .tools.turn import TurnModel, tool_turn
 
 
 class Service:
@@ -84,7 +85,7 @@ class Service:
         remote = self.remote_for(call.entry)
         if remote is not None:
             return await remote.count_input(call)
-        if call.tools is not None:  # the local model reads tools in its system prompt (tooluse.py)
+        if call.tools is not None:  # the local model reads tools in its system prompt (tools/markup.py)
             call = replace(call, tools=None, messages=with_tools(call.messages, call.tools))
         return len(await self.prompt_ids(call))
 

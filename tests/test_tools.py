@@ -82,7 +82,7 @@ def test_each_call_gets_a_fresh_tool_use_id(client):
 # --- auto -----------------------------------------------------------------------------------------------------
 
 def test_auto_calls_a_tool_the_question_is_about(client):
-    """HEURISTIC (see tooluse.py): the question shares a word with the tool's description."""
+    """HEURISTIC (see tools/turn.py): the question shares a word with the tool's description."""
     reply = client.converse(modelId=HAIKU, messages=[user("What's the weather like in Berlin?")],
                             toolConfig=tools(WEATHER, CLOCK), inferenceConfig=GREEDY)
     assert reply["stopReason"] == "tool_use"

@@ -1,7 +1,7 @@
 """Bedrock's rules for images, documents and video in a Converse request: formats (checked against the bytes),
 sizes, counts, roles and document names; and the cache fields `cachePoint` blocks add to `usage`.
 
-What passes reaches the text-only local model as a textual stand-in (`converse_input.py`).
+What passes reaches the text-only local model as a textual stand-in (`chat/conversation.py`).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import asyncio
 from aiohttp import web
 
 from .. import families
+from ..chat.conversation import conversation
 from ..families.base import TextFamily
 from ..engine.remote import RemoteEmbeddingModel
 from ..families.embeddings import EmbeddingFamily
@@ -19,12 +20,11 @@ from ..protocol.errors import validation
 from ..protocol.shapes import decode_blob
 from ..families.call import Call
 from ..service import SERVICE, Service
+from ..tools.checks import tool_plan
 from ..protocol.reply import JsonReply
 from .common import json_response
 from .registry import operation
-from .converse_input import conversation
 from .invoke import native_body, text_call
-from .tools import tool_plan
 
 
 @operation("CountTokens")

@@ -259,7 +259,7 @@ class EngineClient:
 
 # --- text ---------------------------------------------------------------------------------------------------
 
-# The markup the API layer renders tool calls and results in (tooluse.render_call / render_result), read back so
+# The markup the API layer renders tool calls and results in (tools.markup.render_call / render_result), read back so
 # the engine gets OpenAI `tool_calls` and `tool` messages and its own template renders them as its model expects.
 _RENDERED_CALL = re.compile(r"<tool_call>\n(\{.*?\})\n</tool_call>", re.DOTALL)
 _RENDERED_RESULT = re.compile(r"(?:^|\n)The tool (returned|failed): ")

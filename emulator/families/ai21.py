@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 
 from ..catalog import base_model_id
+from ..chat.prompts import Prompt, instruction
 from ..engine.scheduler import CONTEXT_EXCEEDED
 from ..engine.types import MAX_TOKENS, STOP_SEQUENCE, Finished
 from . import schema as s
-from .base import Invocation, Knobs, Prompt, TextFamily
+from .base import Invocation, Knobs, TextFamily
 from .openai import OpenAIChat
-from .prompts import instruction
 
 _PENALTY = s.Obj({
     "scale": s.Num(0),

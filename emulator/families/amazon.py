@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from ..api.converse_input import conversation
-from ..api.tools import ReplyBlocks, tool_plan
+from ..chat.conversation import conversation
+from ..chat.prompts import Prompt, instruction
 from ..engine.types import (CONTEXT_EXCEEDED, END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished, TextDelta, ToolInputDelta,
                             ToolUse, ToolUseStart)
 from ..protocol.errors import malformed_native
 from ..protocol.shapes import errors_for, operation
-from ..tooluse import ToolPlan
+from ..tools.blocks import ReplyBlocks
+from ..tools.checks import tool_plan
+from ..tools.model import ToolPlan
 from . import schema as s
-from .base import Invocation, Knobs, Prompt, TextFamily
-from .prompts import instruction
+from .base import Invocation, Knobs, TextFamily
 
 _TGC = "textGenerationConfig"
 

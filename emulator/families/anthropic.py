@@ -7,16 +7,16 @@ import re
 from dataclasses import replace
 
 from ..catalog import base_model_id
+from ..chat.conversation import EFFORTS
+from ..chat.prompts import Prompt, converse_blocks_text, human_assistant_turns
 from ..engine.scheduler import CONTEXT_EXCEEDED
-from ..api.converse_input import EFFORTS
-from ..api.tools import check_tool_turns, check_unique, checked_tool, text_schema_at
 from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished, SamplingParams, ToolInputDelta, ToolUse, ToolUseStart
 from ..protocol.errors import validation
 from ..protocol.ids import random_bytes
-from ..tooluse import ToolPlan, answered_calls
+from ..tools.checks import check_tool_turns, check_unique, checked_tool, text_schema_at
+from ..tools.model import ToolPlan, answered_calls
 from . import schema as s
-from .base import Invocation, Knobs, Prompt, TextFamily
-from .prompts import converse_blocks_text, human_assistant_turns
+from .base import Invocation, Knobs, TextFamily
 
 _ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 HUMAN = "\n\nHuman:"

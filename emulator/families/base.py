@@ -11,17 +11,16 @@ import os
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..catalog import Entry
+from ..chat.prompts import Prompt, completion_prompt
 from ..engine.types import Finished, SamplingParams, ToolInputDelta, ToolUse, ToolUseStart
 from ..protocol.bounds import quoted
 from ..protocol.errors import BedrockError, malformed_native, validation
+from ..tools.model import ToolPlan
 from . import schema
 from .schema import Spec, number_text
-
-if TYPE_CHECKING:
-    from ..tooluse import ToolPlan
 
 Path = tuple[str, ...]
 _MISSING = object()
@@ -65,14 +64,6 @@ class Knobs:
 
 
 @dataclass
-class Prompt:
-    """What the local model reads: chat messages for its own chat template, or a raw prompt it continues."""
-
-    messages: list[dict] = field(default_factory=list)  # {"role": system|user|assistant, "content": str}
-    text: str | None = None
-
-
-@dataclass
 class Invocation:
     """One InvokeModel call as a family's response writers see it."""
 
@@ -83,7 +74,7 @@ class Invocation:
     deltas: int = 0  # text deltas streamed so far
     blocks: int = 0  # content blocks started so far, and the kind of the one still open (text / tool_use)
     open_block: str | None = None
-    reply_blocks: Any = None  # Converse-shaped families keep the streamed reply's blocks here (api.tools.ReplyBlocks)
+    reply_blocks: Any = None  # Converse-shaped families keep the streamed reply's blocks here (tools.blocks.ReplyBlocks)
     latency_ms: int = 0  # set before the reply is built
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -252,7 +243,7 @@ class TextFamily(Family):
     def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
         raise NotImplementedError
 
-    # Tools, for families whose bodies carry them: the plan runs the turn (tooluse.py), `stream_tool` writes
+    # Tools, for families whose bodies carry them: the plan runs the turn (tools/turn.py), `stream_tool` writes
     # a ToolUseStart / ToolInputDelta / ToolUse event as native chunks.
     def tool_plan(self, body: dict) -> ToolPlan | None:
         return None
@@ -268,8 +259,6 @@ class ListedCompletion(TextFamily):
     completes_text = True
 
     def prompt(self, body: dict) -> Prompt:
-        from .prompts import completion_prompt  # prompts imports this module
-
         return completion_prompt(body["prompt"])
 
     def _listed(self, text: str, reason: str | None) -> dict:

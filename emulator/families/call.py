@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..catalog import Entry
 from ..guardrails.request_path import Guard
-from ..tooluse import ToolPlan
+from ..tools.model import ToolPlan
 from .base import TextFamily
 
 
@@ -20,7 +20,7 @@ class Call:
     family: TextFamily
     messages: list[dict] = field(default_factory=list)  # chat messages: {"role", "content": str}
     prompt: str | None = None  # a raw prompt (native completion bodies) instead of messages
-    tools: ToolPlan | None = None  # tools the turn may call (tooluse.py runs such turns)
+    tools: ToolPlan | None = None  # tools the turn may call (tools/turn.py runs such turns)
     guard: Guard | None = None  # the request's guardrail: checks the input before, the output after generation
 
     @property

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import uuid
 
+from ..chat.prompts import Prompt, instruction
 from ..engine.scheduler import CONTEXT_EXCEEDED
-from ..api.tools import check_unique, checked_tool
 from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Finished, ToolInputDelta, ToolUse, ToolUseStart
 from ..protocol.errors import malformed_native
-from ..tooluse import ToolPlan, render_call, render_result
+from ..tools.checks import check_unique, checked_tool
+from ..tools.markup import render_call, render_result
+from ..tools.model import ToolPlan
 from . import schema as s
-from .base import Invocation, Knobs, Prompt, TextFamily
-from .prompts import instruction
+from .base import Invocation, Knobs, TextFamily
 
 _REASONS = {END_TURN: "COMPLETE", STOP_SEQUENCE: "COMPLETE", MAX_TOKENS: "MAX_TOKENS", CONTEXT_EXCEEDED: "MAX_TOKENS",
             TOOL_USE: "COMPLETE"}

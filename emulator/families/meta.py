@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from ..chat.prompts import Prompt, completion_prompt
 from ..engine.types import CONTEXT_EXCEEDED, END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished
 from . import schema as s
-from .base import Invocation, Knobs, Prompt, TextFamily
-from .prompts import completion_prompt
+from .base import Invocation, Knobs, TextFamily
 
 
 class Llama(TextFamily):

@@ -6,14 +6,14 @@ import json
 import secrets
 
 from ..catalog import base_model_id
-from ..api.tools import check_unique, checked_tool
+from ..chat.prompts import Prompt, openai_messages
 from ..engine.types import (CONTEXT_EXCEEDED, END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Finished, ToolInputDelta,
                             ToolUse, ToolUseStart)
 from ..protocol.errors import validation
-from ..tooluse import ToolPlan, answered_calls
+from ..tools.checks import check_unique, checked_tool
+from ..tools.model import ToolPlan, answered_calls
 from . import schema as s
-from .base import Invocation, Knobs, Prompt, TextFamily
-from .prompts import openai_messages
+from .base import Invocation, Knobs, TextFamily
 
 _ROLES = ("system", "developer", "user", "assistant", "tool")
 _ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

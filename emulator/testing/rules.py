@@ -57,7 +57,7 @@ from ..recording.cassette import Cassette, is_cassette
 from ..recording.matching import VOLATILE, Sent, normalized
 from ..safe_regex import UnsafePattern, compile_checked
 from ..service import Service
-from ..tooluse import tool_use_id
+from ..tools.model import tool_use_id
 from .caps import MAX_RULES, MAX_TEXT, cap_error
 from .scope import GeneratingOperation, as_list, describe, error_code, extra_members, model_matches
 

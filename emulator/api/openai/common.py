@@ -1,5 +1,5 @@
 """What Chat Completions and Responses share: which models these paths serve, request validation, the tool plan
-(tools, tool choice, structured output) run by tooluse.py, sampling, ids, and the generations of one request."""
+(tools, tool choice, structured output) run by tools/turn.py, sampling, ids, and the generations of one request."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from ...families.base import TextFamily, natural_budget
 from ...protocol.errors import BedrockError
 from ...families.call import Call
 from ...service import Service
-from ...tooluse import Tool, ToolPlan
+from ...tools.model import Tool, ToolPlan
 from ..common import model_failure
 from .errors import OpenAIError, from_validation, invalid
 

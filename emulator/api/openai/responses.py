@@ -13,8 +13,8 @@ from contextlib import aclosing
 
 from aiohttp import web
 
+from ...chat.prompts import openai_messages
 from ...engine.types import CONTEXT_EXCEEDED, MAX_TOKENS, Failed, Finished, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
-from ...families.prompts import openai_messages
 from ...families.call import Call
 from ...service import SERVICE, Service
 from ..common import json_response, model_failure

@@ -33,8 +33,9 @@ from ...families.base import TextFamily
 from ...protocol.errors import BedrockError
 from ...families.call import Call
 from ...service import Service
-from ...tooluse import ToolPlan, render_call, render_result
-from ..tools import check_unique, checked_tool
+from ...tools.checks import check_unique, checked_tool
+from ...tools.markup import render_call, render_result
+from ...tools.model import ToolPlan
 from . import audio
 from .events import (
     CONTENT_TYPES,
@@ -572,8 +573,6 @@ def _merged(messages: list[dict]) -> list[dict]:
 
 def _tool_plan(config: dict) -> ToolPlan:
     """promptStart.toolConfiguration: Converse's tool checks, with Nova Sonic's schema as a JSON string."""
-    from ...api.tools import check_unique, checked_tool  # the Converse checks (api sits above this package's callers)
-
     tools = config.get("tools")
     if not isinstance(tools, list) or not tools:
         raise invalid("promptStart.toolConfiguration.tools must be a non-empty list.")

@@ -1,5 +1,6 @@
-"""Converse tool use: `toolConfig` and the conversation's tool blocks checked the way Bedrock checks them and
-turned into a `ToolPlan` (run by `tooluse.py`), and the reply's content blocks built from generation events.
+"""Tool checks: Converse's `toolConfig` (which Nova's native body shares) and the conversation's tool blocks
+checked the way Bedrock checks them and turned into a `ToolPlan` (run by `tools/turn.py`); the schema and
+name checks every API's tools pass.
 
 Messages quote Bedrock where its wording is known (Claude's own validation messages pass through Converse as-is);
 the README lists the checks and which wording is ours.
@@ -12,9 +13,8 @@ import json
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError as InvalidSchema
 
-from ..engine.types import Event, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
 from ..protocol.errors import validation
-from ..tooluse import Tool, ToolPlan, answered_calls
+from .model import Tool, ToolPlan, answered_calls
 
 _NEEDS_CONFIG = "The toolConfig field must be defined when using toolUse and toolResult content blocks."
 # The tool choices Converse accepts per model family (AWS "Supported models and model features" and the
@@ -145,7 +145,7 @@ def tool_plan(params: dict, family: str | None = None) -> ToolPlan | None:
     """The turn's tools and tool choice (None: a plain text turn), after Bedrock's checks (`family`: also
     whether Converse lets that model family use tools and this tool choice).
 
-    (Whether the emulator can constrain decoding to each schema is checked when the turn runs: tooluse.py.)"""
+    (Whether the emulator can constrain decoding to each schema is checked when the turn runs: tools/turn.py.)"""
     messages = params.get("messages") or []
     config = params.get("toolConfig")
     text_schema = _text_schema(params)
@@ -201,64 +201,3 @@ def tool_plan(params: dict, family: str | None = None) -> ToolPlan | None:
         plan = ToolPlan(tuple(tools), kind, forced, after_results, text_schema, schema_paths=tuple(paths),
                         answered=answered_calls(messages))
     return plan
-
-
-class ReplyBlocks:
-    """The reply's content blocks, built from generation events.
-
-    `on(event)` returns the ConverseStream events the generation event becomes, numbered by content block
-    (a text block gets no contentBlockStart; a toolUse block does); `content` is the non-streamed message content.
-    """
-
-    def __init__(self) -> None:
-        self.content: list[dict] = []
-        self._open: str | None = None  # "text" | "tool"
-        self._input: list[str] = []
-
-    @property
-    def _index(self) -> int:
-        return len(self.content) - 1
-
-    def _close(self) -> list[tuple[str, dict]]:
-        if self._open is None:
-            return []
-        self._open = None
-        return [("contentBlockStop", {"contentBlockIndex": self._index})]
-
-    def _start_tool(self, use_id: str, name: str) -> list[tuple[str, dict]]:
-        out = self._close()
-        self.content.append({"toolUse": {"toolUseId": use_id, "name": name, "input": {}}})
-        self._open, self._input = "tool", []
-        start = {"toolUse": {"toolUseId": use_id, "name": name}}
-        return [*out, ("contentBlockStart", {"contentBlockIndex": self._index, "start": start})]
-
-    def _input_delta(self, fragment: str) -> tuple[str, dict]:
-        self._input.append(fragment)
-        return ("contentBlockDelta", {"contentBlockIndex": self._index, "delta": {"toolUse": {"input": fragment}}})
-
-    def on(self, event: Event) -> list[tuple[str, dict]]:
-        if isinstance(event, TextDelta):
-            out = []
-            if self._open != "text":
-                out = self._close()
-                self.content.append({"text": ""})
-                self._open = "text"
-            self.content[-1]["text"] += event.text
-            return [*out, ("contentBlockDelta", {"contentBlockIndex": self._index, "delta": {"text": event.text}})]
-        if isinstance(event, ToolUseStart):
-            return self._start_tool(event.tool_use_id, event.name)
-        if isinstance(event, ToolInputDelta):
-            return [self._input_delta(event.json)]
-        if isinstance(event, ToolUse):
-            current = self.content[-1].get("toolUse") if self._open == "tool" else None
-            out = []
-            if current is None or current["toolUseId"] != event.tool_use_id:  # a complete call on its own (scripted)
-                out = self._start_tool(event.tool_use_id, event.name)
-                out.append(self._input_delta(json.dumps(event.input, ensure_ascii=False)))
-            self.content[-1]["toolUse"]["input"] = event.input
-            return [*out, *self._close()]
-        return []
-
-    def finish(self) -> list[tuple[str, dict]]:
-        """Close the last block (an empty generation has none: Bedrock answers it with `content: []`)."""
-        return self._close()

@@ -21,13 +21,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from .engine.constrained import (
+from ..engine.constrained import (
     FirstTokenBan,
     GrammarConstraint,
     SchemaError,
@@ -35,7 +34,7 @@ from .engine.constrained import (
     grammar_tokenizer,
     json_schema_grammar,
 )
-from .engine.types import (
+from ..engine.types import (
     END_TURN,
     MAX_TOKENS,
     STOP_SEQUENCE,
@@ -50,78 +49,11 @@ from .engine.types import (
     ToolUse,
     ToolUseStart,
 )
-from .protocol.errors import validation
+from ..protocol.errors import validation
+from .markup import CALL_START, with_tools
+from .model import Tool, ToolPlan
 
 REPEAT_TRIES = 4  # samples of a repeated tool's input before an identical call is accepted (see pass 3)
-CALL_START = "<tool_call>"
-CALL_END = "</tool_call>"
-
-
-def tool_use_id() -> str:
-    """A toolUseId in Bedrock's Converse form: `tooluse_` and 22 url-safe characters."""
-    return "tooluse_" + secrets.token_urlsafe(16)
-
-
-@dataclass(frozen=True)
-class Tool:
-    name: str
-    description: str
-    schema: dict  # the input's JSON schema, as the caller sent it
-
-
-@dataclass(frozen=True)
-class ToolPlan:
-    """The tools a turn may call and how it must choose (already validated by the API layer)."""
-
-    tools: tuple[Tool, ...]
-    choice: str = "auto"  # auto | any | tool | none
-    forced: str | None = None  # the tool that `tool` names
-    after_results: bool = False  # the latest user turn carries tool results
-    text_schema: dict | None = None  # a JSON schema the text answer must follow (Converse outputConfig)
-    new_id: Callable[[], str] = field(default=tool_use_id, compare=False)
-    # Where each tool's schema (and the text schema) sits in the request, for error messages.
-    schema_paths: tuple[str, ...] = ()
-    text_schema_path: str = "outputConfig.textFormat.structure.jsonSchema.schema"
-    # Calls whose results are already in the conversation: (tool name, input as canonical JSON).
-    answered: frozenset[tuple[str, str]] = frozenset()
-
-    def tool(self, name: str) -> Tool:
-        return next(t for t in self.tools if t.name == name)
-
-    def callable_tools(self) -> tuple[Tool, ...]:
-        if self.choice == "tool":
-            return (self.tool(self.forced),)
-        if self.choice == "any":
-            # An agent loop ends: a tool whose result the conversation already has is not called while another
-            # tool is still unanswered (e.g. pydantic-ai's `final_result` after its function tool).
-            done = {name for name, _ in self.answered}
-            fresh = tuple(t for t in self.tools if t.name not in done)
-            return fresh or self.tools
-        return self.tools if self.choice != "none" else ()
-
-    def is_answered(self, name: str, arguments: object) -> bool:
-        return (name, canonical_input(arguments)) in self.answered
-
-
-def canonical_input(arguments: object) -> str:
-    return json.dumps(arguments, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
-def answered_calls(messages: list[dict]) -> frozenset[tuple[str, str]]:
-    """The (name, canonical input) of every tool call in Converse-shaped `messages` that has a result."""
-    calls: dict[str, tuple[str, str]] = {}
-    answered = set()
-    for message in messages:
-        for block in message.get("content") or []:
-            if not isinstance(block, dict):
-                continue
-            use = block.get("toolUse")
-            if isinstance(use, dict) and isinstance(use.get("name"), str):
-                calls[str(use.get("toolUseId"))] = (use["name"], canonical_input(use.get("input", {})))
-            result = block.get("toolResult")
-            if isinstance(result, dict) and str(result.get("toolUseId")) in calls:
-                answered.add(calls[str(result.get("toolUseId"))])
-    return frozenset(answered)
 
 
 def schema_problem(plan: ToolPlan) -> str | None:
@@ -142,48 +74,6 @@ def schema_problem(plan: ToolPlan) -> str | None:
         except SchemaError as exc:
             return f"The emulator cannot constrain the answer to the schema at {plan.text_schema_path}: {exc}."
     return None
-
-
-# --- the prompt --------------------------------------------------------------------------------------------
-
-def tools_prompt(tools: tuple[Tool, ...]) -> str:
-    listed = "\n".join(
-        json.dumps({"name": t.name, "description": t.description, "parameters": t.schema}, ensure_ascii=False)
-        for t in tools
-    )
-    return (
-        "You may call one of these tools to help with the user's request:\n"
-        f"<tools>\n{listed}\n</tools>\n"
-        f"To call a tool, answer with {CALL_START}\n"
-        '{"name": <tool name>, "arguments": <arguments as a JSON object>}\n'
-        f"{CALL_END}"
-    )
-
-
-def render_call(name: str, arguments: object) -> str:
-    """A tool call in the conversation history, as the model is told to write one."""
-    body = json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False, separators=(",", ":"))
-    return f"{CALL_START}\n{body}\n{CALL_END}"
-
-
-def render_result(content: str, error: bool = False) -> str:
-    """A tool result in the conversation history (`error`: the tool reported a failure).
-
-    Plain words rather than `<tool_response>` tags: a small model copies tags it sees into its answer."""
-    return f"The tool failed: {content}" if error else f"The tool returned: {content}"
-
-
-def with_tools(messages: list[dict], plan: ToolPlan) -> list[dict]:
-    """The conversation with the tools (and any answer schema) described in its system message."""
-    offered = plan.tools if plan.choice != "none" else ()
-    parts = [tools_prompt(offered)] if offered else []
-    if plan.text_schema is not None:
-        parts.append("Answer with a JSON object that follows this JSON schema:\n" + json.dumps(plan.text_schema))
-    if not parts:
-        return messages
-    if messages and messages[0]["role"] == "system":
-        return [{"role": "system", "content": messages[0]["content"] + "\n\n" + "\n\n".join(parts)}, *messages[1:]]
-    return [{"role": "system", "content": "\n\n".join(parts)}, *messages]
 
 
 def _prefilled(messages: list[dict], text: str) -> list[dict]:

@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 
-from ..api.converse_input import render_block
-from ..tooluse import render_call, render_result
-from .base import Prompt
+from ..tools.markup import render_call, render_result
+from .conversation import render_block
 
 Chat = list[dict]
+
+
+@dataclass
+class Prompt:
+    """What the local model reads: chat messages for its own chat template, or a raw prompt it continues."""
+
+    messages: list[dict] = field(default_factory=list)  # {"role": system|user|assistant, "content": str}
+    text: str | None = None
 
 
 def converse_blocks_text(blocks: list[dict]) -> str:
