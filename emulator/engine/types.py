@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
@@ -108,10 +108,3 @@ class Failed:
 
 
 Event = TextDelta | ToolUseStart | ToolInputDelta | ToolUse | Finished | Failed
-
-
-@dataclass
-class Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    extra: dict = field(default_factory=dict)

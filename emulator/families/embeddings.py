@@ -36,7 +36,6 @@ class Embedded:
 
 
 class EmbeddingFamily(Family):
-    kind = "embedding"
     default_dimensions = 1024
 
     def dimensions(self, entry) -> int:

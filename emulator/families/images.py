@@ -57,8 +57,6 @@ class ImageRequest:
 
 
 class ImageFamily(Family):
-    kind = "image"
-
     def request(self, body: dict) -> ImageRequest:
         raise NotImplementedError
 
