@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import inspector
+from . import families, inspector
 from .api import admin, async_invoke, control, health
 from .api import openai as openai_api
 from .api.registry import Handler, handlers
@@ -102,7 +102,7 @@ def _emulator_app() -> web.Application:
 
 def build_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
-    catalog = Catalog.load(settings.catalog_path)
+    catalog = families.check_catalog(Catalog.load(settings.catalog_path))
     pool = ModelPool(catalog, settings.cache_dir or default_cache_dir(), settings.device)
     app = web.Application(middlewares=[errors_as_bedrock], client_max_size=MAX_BODY_BYTES)
     app[HANDLERS] = handlers()

@@ -13,6 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from conftest import HAIKU, default_engine, user
 
+from emulator.app import Settings, build_app
 from emulator.catalog import Catalog
 from emulator.protocol.errors import BedrockError
 
@@ -167,3 +168,26 @@ def test_a_bedrock_list_entry_without_a_source_is_refused(tmp_path):
     with pytest.raises(SystemExit) as caught:
         Catalog.load(tmp_path / "catalog.yaml")
     assert "cites unknown source 'nowhere'" in str(caught.value)
+
+
+def test_an_unknown_family_or_a_capability_its_family_lacks_fails_when_the_catalogue_loads(tmp_path):
+    (tmp_path / "bedrock-models.yaml").write_text(
+        "sources: {aws: https://docs.aws.amazon.com/bedrock/}\n"
+        "models:\n"
+        "  - {id: a.b-v1, family: titan-text, max_output_tokens: 10, context_window: 100, streaming: true,"
+        " tools: [auto], input: [video], profiles: [], source: aws}\n"
+        "  - {id: a.c-v1, family: ai21-j2, max_output_tokens: 10, context_window: 100, streaming: true,"
+        " tools: [], input: [], profiles: [], source: aws}\n"
+        "  - {id: a.d-v1, family: nova-reel, max_output_tokens: null, context_window: 100, streaming: false,"
+        " tools: [], input: [image], profiles: [], source: aws}\n"
+    )
+    (tmp_path / "catalog.yaml").write_text(
+        "bedrock_models: bedrock-models.yaml\nmodels:\n  - {match: 'acme.*', family: antropic}\n  - {match: '*'}\n")
+    with pytest.raises(SystemExit) as caught:
+        build_app(Settings(catalog_path=tmp_path / "catalog.yaml"))
+    assert str(caught.value).splitlines()[1:5] == [
+        "  rule 'acme.*' names unknown family 'antropic'",
+        "  model 'a.b-v1' takes tool choices ['auto'], but family 'titan-text' does not",
+        "  model 'a.b-v1' reads ['video'] in Converse, but family 'titan-text' does not",
+        "  model 'a.c-v1' streams, but family 'ai21-j2' does not",
+    ]  # a family Bedrock has and the emulator does not serve (Nova Reel) is no error: its calls say so

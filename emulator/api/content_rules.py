@@ -10,7 +10,7 @@ import base64
 import re
 import struct
 
-from ..protocol.errors import validation
+from ..protocol.errors import BedrockError, validation
 
 MAX_IMAGES = 20
 MAX_IMAGE_BYTES = 3_932_160  # 3.75 MB
@@ -18,7 +18,6 @@ MAX_IMAGE_SIDE = 8000
 MAX_DOCUMENTS = 5
 MAX_DOCUMENT_BYTES = 4_718_592  # 4.5 MB
 MAX_VIDEO_BYTES = 25 * 1024 * 1024  # inline video; larger videos go through S3
-VIDEO_FAMILIES = frozenset({"nova"})  # Amazon Nova understands video; other chat models reject it
 _DOCUMENT_NAME = re.compile(r"[A-Za-z0-9_\-()\[\] ]+")
 _MODEL_SAYS = "The model returned the following errors: "
 
@@ -97,16 +96,20 @@ def _check_document(document: dict, where: str, names: set[str]) -> None:
         raise validation(f"The document at {where} exceeds the maximum document size of 4.5 MB. Reduce its size and try again.")
 
 
-def _check_video(video: dict, where: str, family: str) -> None:
-    if family not in VIDEO_FAMILIES:
-        raise validation("This model doesn't support the video content block that you provided. Try again with a model that supports video.")
+def _check_video(video: dict, where: str) -> None:
     source = video["source"]
     if "bytes" in source and len(base64.b64decode(source["bytes"])) > MAX_VIDEO_BYTES:
         raise validation(f"The video at {where} exceeds the maximum inline video size of 25 MB. Use an S3 location for larger videos.")
 
 
-def check_media(params: dict, family: str) -> None:
-    """Bedrock's media and document rules for `messages` (nested tool results included)."""
+def _unsupported(kind: str) -> BedrockError:
+    return validation(f"This model doesn't support the {kind} content block that you provided. "
+                      f"Try again with a model that supports {kind}.")
+
+
+def check_media(params: dict, media: frozenset[str]) -> None:
+    """Bedrock's media and document rules for `messages` (nested tool results included); `media`: the content
+    blocks beyond text that the model's family takes."""
     images = documents = videos = 0
     names: set[str] = set()
     for i, message in enumerate(params.get("messages") or []):
@@ -117,19 +120,22 @@ def check_media(params: dict, family: str) -> None:
             for k, item in enumerate((block.get("toolResult") or {}).get("content") or []):
                 blocks.append((f"messages.{i}.content.{j}.toolResult.content.{k}", item, True))
         for where, block, in_result in blocks:
-            if "image" in block:
+            kind = next((k for k in ("image", "document", "video") if k in block), None)
+            if kind is not None and kind not in media:
+                raise _unsupported(kind)
+            if kind == "image":
                 images += 1
                 if role != "user":
                     raise validation(f"{_MODEL_SAYS}{where}: image content is only allowed in user messages.")
                 _check_image(block["image"], where)
-            elif "document" in block:
+            elif kind == "document":
                 documents += 1
                 _check_document(block["document"], where, names)
                 if not in_result and not any("text" in b and b["text"].strip() for b in content):
                     raise validation("A text block must be included when using documents. Add a text block and retry your request.")
-            elif "video" in block:
+            elif kind == "video":
                 videos += 1
-                _check_video(block["video"], where, family)
+                _check_video(block["video"], where)
     if documents > MAX_DOCUMENTS:
         raise validation("You can't include more than 5 documents in a request.")
     if images > MAX_IMAGES:

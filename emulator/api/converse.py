@@ -14,7 +14,7 @@ from ..protocol.reply import JsonReply, StreamReply
 from ..protocol.streaming import STREAM_TAP, event_stream
 from ..families.call import Call
 from ..service import SERVICE, Service
-from ..tools.blocks import ReplyBlocks
+from ..tools.blocks import ReplyBlocks, converse_events
 from ..tools.checks import tool_plan
 from .common import Stopwatch, json_response, model_failure, streamed
 from .registry import operation
@@ -47,8 +47,8 @@ def _prepare(request: web.Request, operation_name: str, params: dict) -> tuple[S
     entry, family = service.resolve_text(params["modelId"])
     check_options(params)
     messages = conversation(params)
-    check_media(params, family.name)
-    tools = tool_plan(params, family.name)
+    check_media(params, family.media)
+    tools = tool_plan(params, family.tool_choices)
     check_pointers(params.get("additionalModelResponseFieldPaths"))
     native = family.converse_native(params.get("inferenceConfig") or {}, params.get("additionalModelRequestFields"))
     sampling = family.sampling(native, entry)
@@ -107,7 +107,7 @@ async def _stream_events(
                 started = True
                 yield "messageStart", {"role": "assistant"}
             if isinstance(event, Finished):
-                for name, payload in blocks.finish():
+                for name, payload in converse_events(blocks.finish()):
                     yield name, payload
                 stop = {"stopReason": event.stop_reason}
                 if pointers := params.get("additionalModelResponseFieldPaths"):  # the native body only when asked for
@@ -118,5 +118,5 @@ async def _stream_events(
                 guard = call.guard.converse_fields() if call.guard else {}
                 yield "metadata", {"usage": _usage(event, params), "metrics": {"latencyMs": clock.ms}, **_echoed(params), **guard}
                 return
-            for name, payload in blocks.on(event):
+            for name, payload in converse_events(blocks.on(event)):
                 yield name, payload

@@ -1,7 +1,12 @@
-"""One adapter per model family: native body <-> the common generation request and result."""
+"""One adapter per model family: native body <-> the common generation request and result.
+
+Adding a family: a module here with its `Family` subclass, one line in `_FAMILIES`, and the catalogue entries
+(`models/bedrock-models.yaml`, or a `family:` rule in a catalogue) that name it.
+"""
 
 from __future__ import annotations
 
+from ..catalog import Catalog, KnownModel
 from ..protocol.errors import unsupported_model, validation
 from .ai21 import Jamba, Jurassic2
 from .amazon import Nova, TitanText
@@ -24,10 +29,9 @@ _FAMILIES: dict[str, Family] = {
         StableDiffusionXL(), StableImage(), TitanImage(), NovaCanvas(),
     )
 }
-
-
-def register(family: Family) -> None:
-    _FAMILIES[family.name] = family
+# Bedrock families no adapter serves: their ids resolve, and InvokeModel / Converse answer that the family is not
+# supported (Nova Reel generates video; Nova Sonic answers only the bidirectional stream, api/sonic/).
+UNSERVED = frozenset({"nova-reel", "nova-sonic"})
 
 
 def get(name: str) -> Family:
@@ -44,4 +48,36 @@ def text_family(name: str) -> TextFamily:
     return family
 
 
-__all__ = ["EmbeddingFamily", "Family", "ImageFamily", "TextFamily", "get", "register", "text_family"]
+def _claims(model: KnownModel) -> list[str]:
+    """What a model of Bedrock's list claims that its family cannot do."""
+    family = _FAMILIES.get(model.family)
+    if family is None:
+        return [] if model.family in UNSERVED else [f"model {model.id!r}: unknown family {model.family!r}"]
+    problems = []
+    if model.streaming and not family.streams:
+        problems.append(f"model {model.id!r} streams, but family {family.name!r} does not")
+    choices = family.tool_choices if isinstance(family, TextFamily) else ()
+    if extra := [choice for choice in model.tools if choice not in choices]:
+        problems.append(f"model {model.id!r} takes tool choices {extra}, but family {family.name!r} does not")
+    if isinstance(family, TextFamily) and (extra := [kind for kind in model.input if kind not in family.media]):
+        problems.append(f"model {model.id!r} reads {extra} in Converse, but family {family.name!r} does not")
+    return problems
+
+
+def check_catalog(catalog: Catalog) -> Catalog:
+    """The catalogue, once every family it names exists and no model claims a capability its family lacks: a
+    typo fails when the catalogue loads, not at the first request."""
+    problems = [
+        f"rule {rule.match or rule.id!r} names unknown family {rule.family!r}"
+        for rule in catalog.spec.models
+        if rule.family is not None and rule.family not in _FAMILIES and rule.family not in UNSERVED
+    ]
+    for model in (catalog.known or {}).values():
+        problems += _claims(model)
+    if problems:
+        known = ", ".join(sorted([*_FAMILIES, *UNSERVED]))
+        raise SystemExit("invalid model catalog:\n  " + "\n  ".join(problems) + f"\n(families: {known})")
+    return catalog
+
+
+__all__ = ["EmbeddingFamily", "Family", "ImageFamily", "TextFamily", "UNSERVED", "check_catalog", "get", "text_family"]

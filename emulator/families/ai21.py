@@ -75,6 +75,7 @@ class Jurassic2(TextFamily):
 
 class Jamba(OpenAIChat):
     name = "ai21-jamba"
+    tool_choices = ("auto",)
     knobs = Knobs(max_tokens=("max_tokens",), temperature=("temperature",), top_p=("top_p",), top_k=None,
                   stop=("stop",))
     defaults = {"max_tokens": 4096, "temperature": 1.0, "top_p": 1.0}

@@ -8,7 +8,7 @@ from ..engine.types import (CONTEXT_EXCEEDED, END_TURN, MAX_TOKENS, STOP_SEQUENC
                             ToolUse, ToolUseStart)
 from ..protocol.errors import malformed_native
 from ..protocol.shapes import errors_for, operation
-from ..tools.blocks import ReplyBlocks
+from ..tools.blocks import Change, converse_events
 from ..tools.checks import tool_plan
 from ..tools.model import ToolPlan
 from . import schema as s
@@ -72,6 +72,8 @@ _NOVA_ALIASES = {"max_new_tokens": "maxTokens", "top_p": "topP", "top_k": "topK"
 
 class Nova(TextFamily):
     name = "nova"
+    tool_choices = ("auto", "any", "tool")
+    media = frozenset({"image", "document", "video"})  # Nova understands video; other chat models reject it
     knobs = Knobs(max_tokens=(_IC, "maxTokens"), temperature=(_IC, "temperature"), top_p=(_IC, "topP"),
                   top_k=(_IC, "topK"), stop=(_IC, "stopSequences"))
     defaults = {"temperature": 0.7, "top_p": 0.9, "top_k": 50}
@@ -141,25 +143,19 @@ class Nova(TextFamily):
         return [{"messageStart": {"role": "assistant"}}]
 
     @staticmethod
-    def _chunks(call: Invocation, event: TextDelta | ToolUseStart | ToolInputDelta | ToolUse | None) -> list[dict]:
-        """Converse's stream events (with Converse's block numbering) as Nova's chunks; None closes the reply."""
-        if call.reply_blocks is None:
-            call.reply_blocks = ReplyBlocks()
-        pairs = call.reply_blocks.finish() if event is None else call.reply_blocks.on(event)
-        return [{name: payload} for name, payload in pairs]
+    def _chunks(changes: list[Change]) -> list[dict]:
+        """The reply's block changes as Nova's chunks: Converse's stream events, one per chunk."""
+        return [{name: payload} for name, payload in converse_events(changes)]
 
     def stream_delta(self, call: Invocation, text: str) -> list[dict]:
-        return self._chunks(call, TextDelta(text))
+        return self._chunks(call.blocks.on(TextDelta(text)))
 
     def stream_tool(self, call: Invocation, event: ToolUseStart | ToolInputDelta | ToolUse) -> list[dict]:
-        return self._chunks(call, event)
+        return self._chunks(call.blocks.on(event))
 
     def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
-        blocks = self._chunks(call, None)
-        if not call.reply_blocks.content:  # nothing generated: still one (empty) block, as Nova streams it
-            blocks = [{"contentBlockStop": {"contentBlockIndex": 0}}]
         return [
-            *blocks,
+            *self._chunks(call.blocks.finish(at_least_one=True)),  # nothing generated: still one (empty) block
             {"messageStop": {"stopReason": self.native_stop_reason(result.stop_reason)}},
             {"metadata": {"usage": {**self._usage(result), **_CACHE_ZERO}, "metrics": {}, "trace": {}}},
         ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import replace
 
@@ -10,9 +9,10 @@ from ..catalog import base_model_id
 from ..chat.conversation import EFFORTS
 from ..chat.prompts import Prompt, converse_blocks_text, human_assistant_turns
 from ..engine.scheduler import CONTEXT_EXCEEDED
-from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished, SamplingParams, ToolInputDelta, ToolUse, ToolUseStart
+from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished, SamplingParams, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
 from ..protocol.errors import validation
 from ..protocol.ids import random_bytes
+from ..tools.blocks import TEXT, Change, Closed, Delta
 from ..tools.checks import check_tool_turns, check_unique, checked_tool, text_schema_at
 from ..tools.model import ToolPlan, answered_calls
 from . import schema as s
@@ -92,6 +92,7 @@ class Anthropic(TextFamily):
     """The Messages API body (every Claude model)."""
 
     name = "anthropic"
+    tool_choices = ("auto", "any", "tool")
     knobs = Knobs(max_tokens=("max_tokens",), temperature=("temperature",), top_p=("top_p",), top_k=("top_k",),
                   stop=("stop_sequences",))
     defaults = {"temperature": 1.0, "top_p": 0.999, "top_k": 0}
@@ -185,7 +186,6 @@ class Anthropic(TextFamily):
         return ToolPlan(tuple(tools), choice["type"], forced, any("toolResult" in b for b in last["content"]),
                         text_schema=text_schema, text_schema_path="output_config.format.schema",
                         new_id=lambda: bedrock_id("toolu_bdrk_"),
-                        schema_paths=tuple(f"tools.{i}.input_schema" for i in range(len(tools))),
                         answered=answered_calls(history))
 
     def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
@@ -216,44 +216,33 @@ class Anthropic(TextFamily):
         return [{"type": "message_start", "message": message}]  # content blocks open as their output arrives
 
     @staticmethod
-    def _open(call: Invocation, kind: str, block: dict) -> list[dict]:
-        chunks = Anthropic._close(call)
-        call.blocks += 1
-        call.open_block = kind
-        return [*chunks, {"type": "content_block_start", "index": call.blocks - 1, "content_block": block}]
-
-    @staticmethod
-    def _close(call: Invocation) -> list[dict]:
-        if call.open_block is None:
-            return []
-        call.open_block = None
-        return [{"type": "content_block_stop", "index": call.blocks - 1}]
+    def _chunks(changes: list[Change]) -> list[dict]:
+        """The reply's block changes as Messages stream events (every block, text included, opens explicitly)."""
+        out = []
+        for change in changes:
+            if isinstance(change, Delta):
+                if change.kind == TEXT:
+                    delta = {"type": "text_delta", "text": change.text}
+                else:
+                    delta = {"type": "input_json_delta", "partial_json": change.text}
+                out.append({"type": "content_block_delta", "index": change.index, "delta": delta})
+            elif isinstance(change, Closed):
+                out.append({"type": "content_block_stop", "index": change.index})
+            else:
+                block = {"type": "text", "text": ""} if change.kind == TEXT else \
+                    {"type": "tool_use", "id": change.tool_use_id, "name": change.name, "input": {}}
+                out.append({"type": "content_block_start", "index": change.index, "content_block": block})
+        return out
 
     def stream_delta(self, call: Invocation, text: str) -> list[dict]:
-        chunks = [] if call.open_block == "text" else self._open(call, "text", {"type": "text", "text": ""})
-        return [*chunks, {"type": "content_block_delta", "index": call.blocks - 1, "delta": {"type": "text_delta", "text": text}}]
+        return self._chunks(call.blocks.on(TextDelta(text)))
 
     def stream_tool(self, call: Invocation, event: ToolUseStart | ToolInputDelta | ToolUse) -> list[dict]:
-        def input_delta(fragment: str) -> dict:
-            delta = {"type": "input_json_delta", "partial_json": fragment}
-            return {"type": "content_block_delta", "index": call.blocks - 1, "delta": delta}
-
-        if isinstance(event, ToolInputDelta):
-            return [input_delta(event.json)]
-        if isinstance(event, ToolUseStart):
-            return self._open(call, "tool_use", {"type": "tool_use", "id": event.tool_use_id, "name": event.name, "input": {}})
-        chunks = []
-        if call.open_block != "tool_use":  # a complete call on its own (scripted): one fragment carries its input
-            chunks = self._open(call, "tool_use", {"type": "tool_use", "id": event.tool_use_id, "name": event.name, "input": {}})
-            chunks.append(input_delta(json.dumps(event.input, ensure_ascii=False)))
-        return [*chunks, *self._close(call)]
+        return self._chunks(call.blocks.on(event))
 
     def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
-        # Nothing generated: still one (empty) text block, as a whole reply has.
-        opened = self._open(call, "text", {"type": "text", "text": ""}) if call.blocks == 0 else []
         return [
-            *opened,
-            *self._close(call),
+            *self._chunks(call.blocks.finish(at_least_one=True)),  # nothing generated: one empty text block
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": self.native_stop_reason(result.stop_reason), "stop_sequence": result.stop_sequence},

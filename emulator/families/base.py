@@ -17,7 +17,8 @@ from ..catalog import Entry
 from ..chat.prompts import Prompt, completion_prompt
 from ..engine.types import Finished, SamplingParams, ToolInputDelta, ToolUse, ToolUseStart
 from ..protocol.bounds import quoted
-from ..protocol.errors import BedrockError, malformed_native, validation
+from ..protocol.errors import malformed_native, validation
+from ..tools.blocks import ReplyBlocks
 from ..tools.model import ToolPlan
 from . import schema
 from .schema import Spec, number_text
@@ -72,16 +73,14 @@ class Invocation:
     request_id: str
     input_tokens: int = 0  # known before the first stream chunk is written
     deltas: int = 0  # text deltas streamed so far
-    blocks: int = 0  # content blocks started so far, and the kind of the one still open (text / tool_use)
-    open_block: str | None = None
-    reply_blocks: Any = None  # Converse-shaped families keep the streamed reply's blocks here (tools.blocks.ReplyBlocks)
+    blocks: ReplyBlocks = field(default_factory=ReplyBlocks)  # the streamed reply's content blocks (Claude, Nova)
     latency_ms: int = 0  # set before the reply is built
     created: int = field(default_factory=lambda: int(time.time()))
 
 
 class Family:
     name: str = ""
-    kind: str = "text"  # text | embedding | image
+    # Capabilities, checked against the catalogue when it loads (families/__init__.py `check_catalog`).
     streams = False  # whether InvokeModelWithResponseStream serves it
 
     @cached_property
@@ -98,6 +97,11 @@ class Family:
 
 class TextFamily(Family):
     streams = True
+    # The tool choices Converse accepts for the family's models (AWS "Supported models and model features" and the
+    # ToolChoice reference); none: no tool use at all.
+    tool_choices: tuple[str, ...] = ()
+    # The non-text content blocks Converse takes (a text-only local model reads each as a stand-in).
+    media: frozenset[str] = frozenset({"image", "document"})
     # Extra members Bedrock adds to this family's `amazon-bedrock-invocationMetrics`.
     metrics_extra: dict[str, int] = {}
     knobs = Knobs()
@@ -283,7 +287,3 @@ def natural_budget() -> int:
         return max(1, int(os.environ.get(NATURAL_BUDGET_ENV, "1024")))
     except ValueError:
         return 1024
-
-
-def unsupported_operation() -> BedrockError:
-    return validation("This action doesn't support the model that you provided. Try again with a supported text or chat model.")

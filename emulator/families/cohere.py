@@ -108,6 +108,7 @@ _HISTORY_ROLES = {"USER": "user", "CHATBOT": "assistant", "SYSTEM": "system", "T
 
 class CohereCommandR(TextFamily):
     name = "cohere-command-r"
+    tool_choices = ("auto",)
     knobs = Knobs(max_tokens=("max_tokens",), temperature=("temperature",), top_p=("p",), top_k=("k",),
                   stop=("stop_sequences",), seed=("seed",))
     defaults = {"temperature": 0.3, "top_p": 0.75, "top_k": 0}
@@ -173,8 +174,7 @@ class CohereCommandR(TextFamily):
                                       _tool_schema(tool.get("parameter_definitions") or {}),
                                       f"tools.{i}.parameter_definitions"))
         check_unique([t.name for t in tools])
-        return ToolPlan(tuple(tools), "auto", after_results=bool(body.get("tool_results")),
-                        schema_paths=tuple(f"tools.{i}.parameter_definitions" for i in range(len(tools))))
+        return ToolPlan(tuple(tools), "auto", after_results=bool(body.get("tool_results")))
 
     def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
         body = call.body if call else {}

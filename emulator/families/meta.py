@@ -11,6 +11,7 @@ from .base import Invocation, Knobs, TextFamily
 class Llama(TextFamily):
     completes_text = True
     name = "llama"
+    tool_choices = ("auto",)  # Llama 3.1 and later, where tool use began
     # Llama on Bedrock has no stop-sequence and no top_k control.
     knobs = Knobs(max_tokens=("max_gen_len",), temperature=("temperature",), top_p=("top_p",), top_k=None, stop=None)
     defaults = {"max_tokens": 512, "temperature": 0.5, "top_p": 0.9}

@@ -43,6 +43,7 @@ class MistralChat(OpenAIChat):
     """Mistral Large 2 and later: OpenAI-like messages, but replies use `message` and `stop_reason`."""
 
     name = "mistral-chat"
+    tool_choices = ("auto", "any")  # Mistral Large
     knobs = Knobs(max_tokens=("max_tokens",), temperature=("temperature",), top_p=("top_p",), top_k=None, stop=None)
     defaults = {"max_tokens": 8192, "temperature": 0.7, "top_p": 1.0}
     ranges = {"temperature": (0, 1), "top_p": (0, 1), "max_tokens": (1, None)}

@@ -42,6 +42,7 @@ class OpenAIChat(TextFamily):
     """`openai.gpt-oss-*`: an OpenAI *Create chat completion* request and a `chat.completion` reply."""
 
     name = "openai"
+    tool_choices = ("auto",)
     knobs = Knobs(max_tokens=("max_completion_tokens",), temperature=("temperature",), top_p=("top_p",), top_k=None,
                   stop=("stop",), seed=("seed",))
     defaults = {"temperature": 1.0, "top_p": 1.0}
@@ -125,7 +126,6 @@ class OpenAIChat(TextFamily):
             raise validation(f"tool_choice: {choice!r} is not one of {', '.join(_CHOICES)} or a named function.")
         return ToolPlan(tuple(tools), kind, forced, body["messages"][-1].get("role") == "tool",
                         new_id=self.tool_call_id,
-                        schema_paths=tuple(f"tools.{i}.function.parameters" for i in range(len(tools))),
                         answered=answered_calls(_converse_shaped(body["messages"])))
 
     @staticmethod

@@ -17,20 +17,6 @@ from ..protocol.errors import validation
 from .model import Tool, ToolPlan, answered_calls
 
 _NEEDS_CONFIG = "The toolConfig field must be defined when using toolUse and toolResult content blocks."
-# The tool choices Converse accepts per model family (AWS "Supported models and model features" and the
-# ToolChoice reference: `any` for Claude, Nova and Mistral Large, `tool` for Claude and Nova). Families not
-# listed (Titan Text, Mistral 7B / Mixtral, Cohere Command, Jurassic-2, DeepSeek) have no tool use at all.
-# Llama counts as 3.1 or later, where tool use began.
-TOOL_CHOICES = {
-    "anthropic": ("auto", "any", "tool"),
-    "nova": ("auto", "any", "tool"),
-    "mistral-chat": ("auto", "any"),
-    "cohere-command-r": ("auto",),
-    "llama": ("auto",),
-    "ai21-jamba": ("auto",),
-    "openai": ("auto",),
-}
-
 
 def _schema_path(i: int) -> str:
     return f"toolConfig.tools.{i}.toolSpec.inputSchema.json"
@@ -49,7 +35,7 @@ def checked_tool(i: int, name: str, description: str, schema: object, path: str)
         ) from None
     if schema.get("type", "object") != "object":
         raise validation(f"The model returned the following errors: tools.{i}.custom.input_schema.type: Input should be 'object'")
-    return Tool(name, description, {"type": "object", **schema})
+    return Tool(name, description, {"type": "object", **schema}, path)
 
 
 def check_unique(names: list[str]) -> None:
@@ -141,9 +127,9 @@ def _available(tools: list[Tool], messages: list[dict]) -> list[Tool]:
     return [t for t in tools if t.name not in removed]
 
 
-def tool_plan(params: dict, family: str | None = None) -> ToolPlan | None:
-    """The turn's tools and tool choice (None: a plain text turn), after Bedrock's checks (`family`: also
-    whether Converse lets that model family use tools and this tool choice).
+def tool_plan(params: dict, tool_choices: tuple[str, ...] | None = None) -> ToolPlan | None:
+    """The turn's tools and tool choice (None: a plain text turn), after Bedrock's checks (`tool_choices`: the
+    choices the model's family takes, empty for no tool use; None: not checked).
 
     (Whether the emulator can constrain decoding to each schema is checked when the turn runs: tools/turn.py.)"""
     messages = params.get("messages") or []
@@ -157,10 +143,9 @@ def tool_plan(params: dict, family: str | None = None) -> ToolPlan | None:
             return None
         plan = ToolPlan(tools=(), choice="none", text_schema=text_schema)
     else:
-        if family is not None and family not in TOOL_CHOICES:
+        if tool_choices is not None and not tool_choices:
             raise validation("This model doesn't support tool use.")
         tools: list[Tool] = []
-        paths: list[str] = []
         for i, entry in enumerate(config["tools"]):
             if "systemTool" in entry:
                 raise validation(
@@ -171,14 +156,13 @@ def tool_plan(params: dict, family: str | None = None) -> ToolPlan | None:
                 spec = entry["toolSpec"]
                 tools.append(checked_tool(i, spec["name"], spec.get("description", ""), spec["inputSchema"]["json"],
                                           _schema_path(i)))
-                paths.append(_schema_path(i))
         if not tools:
             raise validation("The toolConfig.tools list must include at least one toolSpec. Add a tool and try again.")
         names = [t.name for t in tools]
         check_unique(names)
         choice = config.get("toolChoice") or {"auto": {}}
         kind = next(iter(choice))
-        if family is not None and kind not in TOOL_CHOICES[family]:
+        if tool_choices is not None and kind not in tool_choices:
             member = f"toolConfig.toolChoice.{kind}"
             raise validation(f"This model doesn't support the {member} field. Remove {member} and try again.")
         forced = choice["tool"]["name"] if kind == "tool" else None
@@ -188,7 +172,6 @@ def tool_plan(params: dict, family: str | None = None) -> ToolPlan | None:
                 "Name one of the tools you provided and try again."
             )
         offered = {t.name for t in _available(tools, messages)}
-        paths = [p for t, p in zip(tools, paths) if t.name in offered]
         tools = [t for t in tools if t.name in offered]
         if forced is not None and forced not in offered:
             raise validation(f"The tool {forced} named in toolConfig.toolChoice.tool.name was removed by a toolRemoval block.")
@@ -198,6 +181,5 @@ def tool_plan(params: dict, family: str | None = None) -> ToolPlan | None:
         check_tool_turns(turns)
         last = turns[-1] if turns else {}
         after_results = last.get("role") == "user" and any("toolResult" in b for b in last.get("content") or [])
-        plan = ToolPlan(tuple(tools), kind, forced, after_results, text_schema, schema_paths=tuple(paths),
-                        answered=answered_calls(messages))
+        plan = ToolPlan(tuple(tools), kind, forced, after_results, text_schema, answered=answered_calls(messages))
     return plan

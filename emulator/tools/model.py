@@ -19,6 +19,7 @@ class Tool:
     name: str
     description: str
     schema: dict  # the input's JSON schema, as the caller sent it
+    schema_path: str = ""  # where that schema sits in the request, for error messages
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,7 @@ class ToolPlan:
     after_results: bool = False  # the latest user turn carries tool results
     text_schema: dict | None = None  # a JSON schema the text answer must follow (Converse outputConfig)
     new_id: Callable[[], str] = field(default=tool_use_id, compare=False)
-    # Where each tool's schema (and the text schema) sits in the request, for error messages.
-    schema_paths: tuple[str, ...] = ()
+    # Where the text schema sits in the request, for error messages.
     text_schema_path: str = "outputConfig.textFormat.structure.jsonSchema.schema"
     # Calls whose results are already in the conversation: (tool name, input as canonical JSON).
     answered: frozenset[tuple[str, str]] = frozenset()

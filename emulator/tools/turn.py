@@ -65,7 +65,7 @@ def schema_problem(plan: ToolPlan) -> str | None:
         try:
             json_schema_grammar(tool.schema)
         except SchemaError as exc:
-            where = plan.schema_paths[i] if i < len(plan.schema_paths) else f"tools.{i}"
+            where = tool.schema_path or f"tools.{i}"
             return (f"The emulator cannot constrain tool input to the schema at {where}: {exc}. "
                     "Remove or rewrite that part of the schema and try again.")
     if plan.text_schema is not None:

@@ -84,7 +84,7 @@ def _checked(spec: FunctionSpec) -> Tool:
     if schema.get("type", "object") != "object":
         raise invalid(f"Invalid schema for function '{spec.name}': schema must be a JSON Schema of 'type: \"object\"', "
                       f"got 'type: \"{schema.get('type')}\"'.", spec.path, "invalid_function_parameters")
-    return Tool(spec.name, spec.description, {"type": "object", **schema})
+    return Tool(spec.name, spec.description, {"type": "object", **schema}, spec.path)
 
 
 def checked_schema(schema: dict | None, name: str, param: str) -> dict:
@@ -116,8 +116,7 @@ def plan(specs: list[FunctionSpec], choice: str | None, forced: str | None, afte
         raise invalid(f"Invalid value for 'tool_choice': function '{forced}' is not among the tools provided.",
                       "tool_choice")
     kind = {"auto": "auto", "none": "none", "required": "any", "function": "tool", None: "auto"}[choice]
-    return ToolPlan(tools, kind, forced, after_results, text_schema, new_id=call_id,
-                    schema_paths=tuple(spec.path for spec in specs), text_schema_path=text_path)
+    return ToolPlan(tools, kind, forced, after_results, text_schema, new_id=call_id, text_schema_path=text_path)
 
 
 def mentions_json(texts: list[str]) -> bool:

@@ -598,9 +598,7 @@ def _tool_plan(config: dict) -> ToolPlan:
     forced = (choice.get("tool") or {}).get("name") if kind == "tool" else None
     if kind == "tool" and forced not in {t.name for t in checked}:
         raise invalid("promptStart.toolConfiguration.toolChoice.tool.name must name one of the tools.")
-    return ToolPlan(tuple(checked), kind, forced, new_id=lambda: str(uuid.uuid4()),
-                    schema_paths=tuple(f"promptStart.toolConfiguration.tools.{i}.toolSpec.inputSchema.json"
-                                       for i in range(len(checked))))
+    return ToolPlan(tuple(checked), kind, forced, new_id=lambda: str(uuid.uuid4()))
 
 
 def _stream_failure(error: BaseException) -> BedrockError:
