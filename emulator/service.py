@@ -110,11 +110,12 @@ class Service:
     def generate(self, call: Call, params: SamplingParams) -> AsyncIterator[Event]:
         """Stream the events of one generation for `call`: a test's scripted response, faults and log apply here.
         Closing the iterator (`contextlib.aclosing`) stops the generation at once."""
-        events = self.around_generation(self, call, lambda: self._model_events(call, params))
+        events = self.around_generation(self, call, lambda: self._answer(call, params))
         guarded = call.guard.events(events) if call.guard is not None else events
         return self.shutdown.interruptible(guarded)
 
-    async def _model_events(self, call: Call, params: SamplingParams) -> AsyncIterator[Event]:
+    async def _answer(self, call: Call, params: SamplingParams) -> AsyncIterator[Event]:
+        """The call's events from whatever answers it: an inference engine, a tool-aware turn, or one pass."""
         remote = self.remote_for(call.entry)
         if remote is not None:  # the engine takes the tools itself, as OpenAI tools
             events = remote.events(call, params)

@@ -21,7 +21,7 @@ from .. import families
 from ..catalog import Entry
 from ..engine.remote import RemoteEmbeddingModel
 from ..engine.types import Event, Failed, Finished, SamplingParams, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
-from ..families.base import Family, Invocation, TextFamily
+from ..families.base import Family, NativeRequest, TextFamily
 from ..families.embeddings import Embedded, EmbeddingFamily
 from ..families.images import ImageFamily
 from ..guardrails.request_path import Guard
@@ -159,8 +159,8 @@ async def invoke_native(
         native_input(guard, call, count)
         call.guard = guard
     results = await asyncio.gather(*(_finished(service, call, params) for _ in range(count)))
-    invocation = Invocation(model_id, body, request_id, input_tokens=results[0].input_tokens, latency_ms=clock.ms)
-    reply = call.family.native_responses(list(results), model_id, invocation)
+    answered = NativeRequest(model_id, body, request_id, input_tokens=results[0].input_tokens, latency_ms=clock.ms)
+    reply = call.family.native_responses(list(results), model_id, answered)
     if guard is not None:
         reply.update(guard.native_fields())
     output_tokens = sum(r.output_tokens for r in results)
@@ -186,10 +186,10 @@ async def _embed(service: Service, request_id: str, entry: Entry, family: Embedd
 class _NativeChunks:
     """A family's native chunks as `chunk` events, with Bedrock's metrics merged into the last one."""
 
-    def __init__(self, family: TextFamily, invocation: Invocation, clock: Stopwatch, guard: Guard | None = None) -> None:
+    def __init__(self, family: TextFamily, request: NativeRequest, clock: Stopwatch, guard: Guard | None = None) -> None:
         self.family = family
         self.guard = guard
-        self.invocation = invocation
+        self.request = request
         self.clock = clock
         self.first_byte_ms: int | None = None
 
@@ -205,11 +205,11 @@ class _NativeChunks:
             yield "chunk", {"bytes": base64.b64encode(data).decode()}
 
     def start(self) -> Iterator[tuple[str, dict]]:
-        return self.events(self.family.stream_start(self.invocation))
+        return self.events(self.family.stream_start(self.request))
 
     def delta(self, text: str) -> Iterator[tuple[str, dict]]:
-        yield from self.events(self.family.stream_delta(self.invocation, text))
-        self.invocation.deltas += 1
+        yield from self.events(self.family.stream_delta(self.request, text))
+        self.request.deltas += 1
 
     def end(self, result: Finished) -> Iterator[tuple[str, dict]]:
         metrics = {
@@ -219,7 +219,7 @@ class _NativeChunks:
             "firstByteLatency": self.first_byte_ms if self.first_byte_ms is not None else self.clock.ms,
             **self.family.metrics_extra,
         }
-        return self.events(self.family.stream_end(self.invocation, result), metrics)
+        return self.events(self.family.stream_end(self.request, result), metrics)
 
 
 @operation("InvokeModelWithResponseStream")
@@ -233,8 +233,8 @@ async def invoke_model_with_response_stream(request: web.Request, params: dict) 
     if guard is not None:
         native_input(guard, call)
         call.guard = guard
-    invocation = Invocation(model_id, body, request["request_id"], input_tokens=await service.input_tokens(call))
-    native = _NativeChunks(call.family, invocation, clock, guard)
+    answered = NativeRequest(model_id, body, request["request_id"], input_tokens=await service.input_tokens(call))
+    native = _NativeChunks(call.family, answered, clock, guard)
     headers = _headers(request, {"X-Amzn-Bedrock-Content-Type": "application/json"})
     events = _native_events(service.generate(call, params), call, native)
     return await event_stream(events, headers, tap=request.get(STREAM_TAP))
@@ -256,7 +256,7 @@ async def _native_events(generation: AsyncIterator[Event], call: Call, native: _
             elif isinstance(event, (ToolUseStart, ToolInputDelta, ToolUse)):
                 if isinstance(event, ToolUse):
                     uses.append(event)
-                for item in native.events(call.family.stream_tool(native.invocation, event)):
+                for item in native.events(call.family.stream_tool(native.request, event)):
                     yield item
             elif isinstance(event, Finished):
                 for item in native.end(replace(event, tool_uses=tuple(uses))):

@@ -9,7 +9,7 @@ from ..chat.prompts import Prompt, instruction
 from ..engine.scheduler import CONTEXT_EXCEEDED
 from ..engine.types import MAX_TOKENS, STOP_SEQUENCE, Finished
 from . import schema as s
-from .base import Invocation, Knobs, TextFamily
+from .base import NativeRequest, Knobs, TextFamily
 from .openai import OpenAIChat
 
 _PENALTY = s.Obj({
@@ -58,8 +58,8 @@ class Jurassic2(TextFamily):
             return {"reason": "length", "length": result.output_tokens}
         return {"reason": "endoftext"}
 
-    def native_responses(self, results: list[Finished], model_id: str, call: Invocation | None = None) -> dict:
-        body = call.body if call else {}
+    def native_responses(self, results: list[Finished], model_id: str, request: NativeRequest | None = None) -> dict:
+        body = request.body if request else {}
         # Token-level details (`tokens` with log-probabilities) are not computed by the local engine: left empty.
         return {
             "id": 1234,
@@ -69,8 +69,8 @@ class Jurassic2(TextFamily):
             ],
         }
 
-    def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
-        return self.native_responses([result], model_id, call)
+    def native_response(self, result: Finished, model_id: str, request: NativeRequest | None = None) -> dict:
+        return self.native_responses([result], model_id, request)
 
 
 class Jamba(OpenAIChat):
@@ -99,7 +99,7 @@ class Jamba(OpenAIChat):
         choice["message"]["tool_calls"] = None
         return choice
 
-    def native_responses(self, results: list[Finished], model_id: str, call: Invocation | None = None) -> dict:
-        reply = super().native_responses(results, model_id, call)
-        reply["meta"] = {"requestDurationMillis": call.latency_ms if call else 0}
+    def native_responses(self, results: list[Finished], model_id: str, request: NativeRequest | None = None) -> dict:
+        reply = super().native_responses(results, model_id, request)
+        reply["meta"] = {"requestDurationMillis": request.latency_ms if request else 0}
         return reply

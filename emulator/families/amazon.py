@@ -12,7 +12,7 @@ from ..tools.blocks import Change, converse_events
 from ..tools.checks import tool_plan
 from ..tools.model import ToolPlan
 from . import schema as s
-from .base import Invocation, Knobs, TextFamily
+from .base import NativeRequest, Knobs, TextFamily
 
 _TGC = "textGenerationConfig"
 
@@ -41,7 +41,7 @@ class TitanText(TextFamily):
     def prompt(self, body: dict) -> Prompt:
         return Prompt(messages=instruction(body["inputText"]))
 
-    def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
+    def native_response(self, result: Finished, model_id: str, request: NativeRequest | None = None) -> dict:
         return {
             "inputTextTokenCount": result.input_tokens,
             "results": [{
@@ -51,17 +51,17 @@ class TitanText(TextFamily):
             }],
         }
 
-    def _chunk(self, call: Invocation, text: str, total: int | None, reason: str | None) -> dict:
+    def _chunk(self, request: NativeRequest, text: str, total: int | None, reason: str | None) -> dict:
         # inputTextTokenCount is only in the first chunk; the total and the reason only in the last.
-        first = call.deltas == 0
+        first = request.deltas == 0
         return {"outputText": text, "index": 0, "totalOutputTextTokenCount": total, "completionReason": reason,
-                "inputTextTokenCount": call.input_tokens if first else None}
+                "inputTextTokenCount": request.input_tokens if first else None}
 
-    def stream_delta(self, call: Invocation, text: str) -> list[dict]:
-        return [self._chunk(call, text, None, None)]
+    def stream_delta(self, request: NativeRequest, text: str) -> list[dict]:
+        return [self._chunk(request, text, None, None)]
 
-    def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
-        return [self._chunk(call, "", result.output_tokens, self.native_stop_reason(result.stop_reason))]
+    def stream_end(self, request: NativeRequest, result: Finished) -> list[dict]:
+        return [self._chunk(request, "", result.output_tokens, self.native_stop_reason(result.stop_reason))]
 
 
 _IC = "inferenceConfig"
@@ -130,7 +130,7 @@ class Nova(TextFamily):
                 raise malformed_native(f"#/toolConfig: {errors[0]}")
         return tool_plan({"messages": body["messages"], "toolConfig": config})
 
-    def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
+    def native_response(self, result: Finished, model_id: str, request: NativeRequest | None = None) -> dict:
         content = [{"text": result.text}] if result.text or not result.tool_uses else []
         content += [{"toolUse": {"toolUseId": u.tool_use_id, "name": u.name, "input": u.input}} for u in result.tool_uses]
         return {
@@ -139,7 +139,7 @@ class Nova(TextFamily):
             "usage": {**self._usage(result), "totalTokens": result.input_tokens + result.output_tokens, **_CACHE_ZERO},
         }
 
-    def stream_start(self, call: Invocation) -> list[dict]:
+    def stream_start(self, request: NativeRequest) -> list[dict]:
         return [{"messageStart": {"role": "assistant"}}]
 
     @staticmethod
@@ -147,15 +147,15 @@ class Nova(TextFamily):
         """The reply's block changes as Nova's chunks: Converse's stream events, one per chunk."""
         return [{name: payload} for name, payload in converse_events(changes)]
 
-    def stream_delta(self, call: Invocation, text: str) -> list[dict]:
-        return self._chunks(call.blocks.on(TextDelta(text)))
+    def stream_delta(self, request: NativeRequest, text: str) -> list[dict]:
+        return self._chunks(request.blocks.on(TextDelta(text)))
 
-    def stream_tool(self, call: Invocation, event: ToolUseStart | ToolInputDelta | ToolUse) -> list[dict]:
-        return self._chunks(call.blocks.on(event))
+    def stream_tool(self, request: NativeRequest, event: ToolUseStart | ToolInputDelta | ToolUse) -> list[dict]:
+        return self._chunks(request.blocks.on(event))
 
-    def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
+    def stream_end(self, request: NativeRequest, result: Finished) -> list[dict]:
         return [
-            *self._chunks(call.blocks.finish(at_least_one=True)),  # nothing generated: still one (empty) block
+            *self._chunks(request.blocks.finish(at_least_one=True)),  # nothing generated: still one (empty) block
             {"messageStop": {"stopReason": self.native_stop_reason(result.stop_reason)}},
             {"metadata": {"usage": {**self._usage(result), **_CACHE_ZERO}, "metrics": {}, "trace": {}}},
         ]

@@ -9,14 +9,15 @@ from ..catalog import base_model_id
 from ..chat.conversation import EFFORTS
 from ..chat.prompts import Prompt, converse_blocks_text, human_assistant_turns
 from ..engine.scheduler import CONTEXT_EXCEEDED
-from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished, SamplingParams, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
+from ..engine.types import (END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished, SamplingParams, TextDelta, ToolInputDelta,
+                             ToolUse, ToolUseStart)
 from ..protocol.errors import validation
 from ..protocol.ids import random_bytes
 from ..tools.blocks import TEXT, Change, Closed, Delta
 from ..tools.checks import check_tool_turns, check_unique, checked_tool, text_schema_at
 from ..tools.model import ToolPlan, answered_calls
 from . import schema as s
-from .base import Invocation, Knobs, TextFamily
+from .base import NativeRequest, Knobs, TextFamily
 
 _ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 HUMAN = "\n\nHuman:"
@@ -188,7 +189,7 @@ class Anthropic(TextFamily):
                         new_id=lambda: bedrock_id("toolu_bdrk_"),
                         answered=answered_calls(history))
 
-    def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
+    def native_response(self, result: Finished, model_id: str, request: NativeRequest | None = None) -> dict:
         content = [{"type": "text", "text": result.text}] if result.text or not result.tool_uses else []
         content += [{"type": "tool_use", "id": u.tool_use_id, "name": u.name, "input": u.input} for u in result.tool_uses]
         return {
@@ -202,16 +203,16 @@ class Anthropic(TextFamily):
             "usage": {"input_tokens": result.input_tokens, "output_tokens": result.output_tokens},
         }
 
-    def stream_start(self, call: Invocation) -> list[dict]:
+    def stream_start(self, request: NativeRequest) -> list[dict]:
         message = {
             "id": bedrock_id("msg_bdrk_"),
             "type": "message",
             "role": "assistant",
-            "model": anthropic_model_name(call.model_id),
+            "model": anthropic_model_name(request.model_id),
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": call.input_tokens, "output_tokens": 1},
+            "usage": {"input_tokens": request.input_tokens, "output_tokens": 1},
         }
         return [{"type": "message_start", "message": message}]  # content blocks open as their output arrives
 
@@ -234,15 +235,15 @@ class Anthropic(TextFamily):
                 out.append({"type": "content_block_start", "index": change.index, "content_block": block})
         return out
 
-    def stream_delta(self, call: Invocation, text: str) -> list[dict]:
-        return self._chunks(call.blocks.on(TextDelta(text)))
+    def stream_delta(self, request: NativeRequest, text: str) -> list[dict]:
+        return self._chunks(request.blocks.on(TextDelta(text)))
 
-    def stream_tool(self, call: Invocation, event: ToolUseStart | ToolInputDelta | ToolUse) -> list[dict]:
-        return self._chunks(call.blocks.on(event))
+    def stream_tool(self, request: NativeRequest, event: ToolUseStart | ToolInputDelta | ToolUse) -> list[dict]:
+        return self._chunks(request.blocks.on(event))
 
-    def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
+    def stream_end(self, request: NativeRequest, result: Finished) -> list[dict]:
         return [
-            *self._chunks(call.blocks.finish(at_least_one=True)),  # nothing generated: one empty text block
+            *self._chunks(request.blocks.finish(at_least_one=True)),  # nothing generated: one empty text block
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": self.native_stop_reason(result.stop_reason), "stop_sequence": result.stop_sequence},
@@ -295,7 +296,7 @@ class AnthropicCompletions(TextFamily):
     def _stop(self, result: Finished) -> str | None:
         return HUMAN if result.stop_reason == END_TURN else result.stop_sequence
 
-    def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
+    def native_response(self, result: Finished, model_id: str, request: NativeRequest | None = None) -> dict:
         return {
             "type": "completion",
             "completion": result.text,
@@ -303,10 +304,10 @@ class AnthropicCompletions(TextFamily):
             "stop": self._stop(result),
         }
 
-    def stream_delta(self, call: Invocation, text: str) -> list[dict]:
+    def stream_delta(self, request: NativeRequest, text: str) -> list[dict]:
         return [{"completion": text, "stop_reason": None, "stop": None}]
 
-    def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
+    def stream_end(self, request: NativeRequest, result: Finished) -> list[dict]:
         return [{"completion": "", "stop_reason": self.native_stop_reason(result.stop_reason), "stop": self._stop(result)}]
 
 

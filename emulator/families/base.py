@@ -65,8 +65,8 @@ class Knobs:
 
 
 @dataclass
-class Invocation:
-    """One InvokeModel call as a family's response writers see it."""
+class NativeRequest:
+    """The InvokeModel request a family's reply writers answer, with the state of its streamed reply."""
 
     model_id: str
     body: dict
@@ -145,7 +145,7 @@ class TextFamily(Family):
         return body
 
     def check_invocation(self, body: dict, model_id: str, streaming: bool) -> None:
-        """Checks that depend on the call rather than the body alone (e.g. gpt-oss's `stream` and `model`)."""
+        """Checks that depend on the invocation rather than the body alone (e.g. gpt-oss's `stream` and `model`)."""
 
     def prompt(self, body: dict) -> Prompt:
         """The generation input a validated native body asks for."""
@@ -225,26 +225,26 @@ class TextFamily(Family):
     def native_stop_reason(self, reason: str) -> str:
         return self.stop_reasons.get(reason, reason)
 
-    def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
+    def native_response(self, result: Finished, model_id: str, request: NativeRequest | None = None) -> dict:
         """The family's native non-streamed response body for a finished generation.
 
-        `call` is None when Converse asks (for `additionalModelResponseFieldPaths`).
+        `request` is None when Converse asks (for `additionalModelResponseFieldPaths`).
         """
         raise NotImplementedError
 
-    def native_responses(self, results: list[Finished], model_id: str, call: Invocation | None = None) -> dict:
+    def native_responses(self, results: list[Finished], model_id: str, request: NativeRequest | None = None) -> dict:
         """The reply for several generations of one request; families with a choices list override it."""
-        return self.native_response(results[0], model_id, call)
+        return self.native_response(results[0], model_id, request)
 
     # Native stream chunks. The API layer sends each as it is produced and adds Bedrock's
     # `amazon-bedrock-invocationMetrics` to the last chunk of `stream_end`.
-    def stream_start(self, call: Invocation) -> list[dict]:
+    def stream_start(self, request: NativeRequest) -> list[dict]:
         return []
 
-    def stream_delta(self, call: Invocation, text: str) -> list[dict]:
+    def stream_delta(self, request: NativeRequest, text: str) -> list[dict]:
         raise NotImplementedError
 
-    def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
+    def stream_end(self, request: NativeRequest, result: Finished) -> list[dict]:
         raise NotImplementedError
 
     # Tools, for families whose bodies carry them: the plan runs the turn (tools/turn.py), `stream_tool` writes
@@ -252,7 +252,7 @@ class TextFamily(Family):
     def tool_plan(self, body: dict) -> ToolPlan | None:
         return None
 
-    def stream_tool(self, call: Invocation, event: ToolUseStart | ToolInputDelta | ToolUse) -> list[dict]:
+    def stream_tool(self, request: NativeRequest, event: ToolUseStart | ToolInputDelta | ToolUse) -> list[dict]:
         raise NotImplementedError
 
 
@@ -268,13 +268,13 @@ class ListedCompletion(TextFamily):
     def _listed(self, text: str, reason: str | None) -> dict:
         return {self.list_key: [{"text": text, "stop_reason": reason}]}
 
-    def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
+    def native_response(self, result: Finished, model_id: str, request: NativeRequest | None = None) -> dict:
         return self._listed(result.text, self.native_stop_reason(result.stop_reason))
 
-    def stream_delta(self, call: Invocation, text: str) -> list[dict]:
+    def stream_delta(self, request: NativeRequest, text: str) -> list[dict]:
         return [self._listed(text, None)]
 
-    def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
+    def stream_end(self, request: NativeRequest, result: Finished) -> list[dict]:
         return [self._listed("", self.native_stop_reason(result.stop_reason))]
 
 

@@ -12,7 +12,7 @@ from ..tools.checks import check_unique, checked_tool
 from ..tools.markup import render_call, render_result
 from ..tools.model import ToolPlan
 from . import schema as s
-from .base import Invocation, Knobs, TextFamily
+from .base import NativeRequest, Knobs, TextFamily
 
 _REASONS = {END_TURN: "COMPLETE", STOP_SEQUENCE: "COMPLETE", MAX_TOKENS: "MAX_TOKENS", CONTEXT_EXCEEDED: "MAX_TOKENS",
             TOOL_USE: "COMPLETE"}
@@ -41,9 +41,9 @@ def _calls(uses: tuple[ToolUse, ...]) -> list[dict]:
     return [{"name": u.name, "parameters": u.input} for u in uses]
 
 
-def _derived_id(call: Invocation | None, salt: str) -> str:
+def _derived_id(request: NativeRequest | None, salt: str) -> str:
     """A stable UUID per request (the same id in every chunk of one stream)."""
-    seed = call.request_id if call else "converse"
+    seed = request.request_id if request else "converse"
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{seed}/{salt}"))
 
 
@@ -81,25 +81,25 @@ class CohereCommand(TextFamily):
     def choices(self, body: dict) -> int:
         return int(body.get("num_generations", 1))
 
-    def native_responses(self, results: list[Finished], model_id: str, call: Invocation | None = None) -> dict:
+    def native_responses(self, results: list[Finished], model_id: str, request: NativeRequest | None = None) -> dict:
         # The top-level id is the request id; likelihoods are not computed by the local engine.
         return {
-            "id": call.request_id if call else _derived_id(call, "id"),
+            "id": request.request_id if request else _derived_id(request, "id"),
             "generations": [
-                {"id": _derived_id(call, f"generation/{i}"), "text": r.text,
+                {"id": _derived_id(request, f"generation/{i}"), "text": r.text,
                  "finish_reason": self.native_stop_reason(r.stop_reason)}
                 for i, r in enumerate(results)
             ],
-            "prompt": call.body.get("prompt", "") if call else "",
+            "prompt": request.body.get("prompt", "") if request else "",
         }
 
-    def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
-        return self.native_responses([result], model_id, call)
+    def native_response(self, result: Finished, model_id: str, request: NativeRequest | None = None) -> dict:
+        return self.native_responses([result], model_id, request)
 
-    def stream_delta(self, call: Invocation, text: str) -> list[dict]:
+    def stream_delta(self, request: NativeRequest, text: str) -> list[dict]:
         return [{"text": text, "is_finished": False}]
 
-    def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
+    def stream_end(self, request: NativeRequest, result: Finished) -> list[dict]:
         return [{"is_finished": True, "finish_reason": self.native_stop_reason(result.stop_reason)}]
 
 
@@ -154,8 +154,9 @@ class CohereCommandR(TextFamily):
             rendered = _fields(documents)
             message = f"{message}\n\n[documents]\n{rendered}"
         for result in body.get("tool_results") or []:  # the calls answered in this turn, then their outputs
-            call = result.get("call") or {}
-            chat.append({"role": "assistant", "content": render_call(call.get("name", ""), call.get("parameters", {}))})
+            tool_call = result.get("call") or {}
+            chat.append({"role": "assistant",
+                         "content": render_call(tool_call.get("name", ""), tool_call.get("parameters", {}))})
             chat.append({"role": "user", "content": render_result(_fields(result.get("outputs") or []))})
         if message or not body.get("tool_results"):
             chat.append({"role": "user", "content": message})
@@ -176,37 +177,37 @@ class CohereCommandR(TextFamily):
         check_unique([t.name for t in tools])
         return ToolPlan(tuple(tools), "auto", after_results=bool(body.get("tool_results")))
 
-    def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
-        body = call.body if call else {}
+    def native_response(self, result: Finished, model_id: str, request: NativeRequest | None = None) -> dict:
+        body = request.body if request else {}
         history = [*(body.get("chat_history") or []), {"role": "USER", "message": body.get("message", "")},
                    {"role": "CHATBOT", "message": result.text}]
         tokens = {"input_tokens": result.input_tokens, "output_tokens": result.output_tokens}
         return {
-            "response_id": _derived_id(call, "response"),
+            "response_id": _derived_id(request, "response"),
             "text": result.text,
-            "generation_id": _derived_id(call, "generation"),
+            "generation_id": _derived_id(request, "generation"),
             "chat_history": history,
             "finish_reason": self.native_stop_reason(result.stop_reason),
             "meta": {"api_version": {"version": "1"}, "billed_units": tokens, "tokens": tokens},
             **({"tool_calls": _calls(result.tool_uses)} if result.tool_uses else {}),
         }
 
-    def stream_start(self, call: Invocation) -> list[dict]:
-        return [{"is_finished": False, "event_type": "stream-start", "generation_id": _derived_id(call, "generation")}]
+    def stream_start(self, request: NativeRequest) -> list[dict]:
+        return [{"is_finished": False, "event_type": "stream-start", "generation_id": _derived_id(request, "generation")}]
 
-    def stream_delta(self, call: Invocation, text: str) -> list[dict]:
+    def stream_delta(self, request: NativeRequest, text: str) -> list[dict]:
         return [{"is_finished": False, "event_type": "text-generation", "text": text}]
 
-    def stream_tool(self, call: Invocation, event: ToolUseStart | ToolInputDelta | ToolUse) -> list[dict]:
+    def stream_tool(self, request: NativeRequest, event: ToolUseStart | ToolInputDelta | ToolUse) -> list[dict]:
         """A complete call goes out in one `tool-calls-generation` event."""
         if not isinstance(event, ToolUse):
             return []
         return [{"is_finished": False, "event_type": "tool-calls-generation", "text": "", "tool_calls": _calls((event,))}]
 
-    def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
+    def stream_end(self, request: NativeRequest, result: Finished) -> list[dict]:
         return [{
             "is_finished": True,
             "event_type": "stream-end",
             "finish_reason": self.native_stop_reason(result.stop_reason),
-            "response": self.native_response(result, call.model_id, call),
+            "response": self.native_response(result, request.model_id, request),
         }]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..chat.prompts import Prompt, completion_prompt
 from ..engine.types import CONTEXT_EXCEEDED, END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished
 from . import schema as s
-from .base import Invocation, Knobs, TextFamily
+from .base import NativeRequest, Knobs, TextFamily
 
 
 class Llama(TextFamily):
@@ -33,7 +33,7 @@ class Llama(TextFamily):
     def prompt(self, body: dict) -> Prompt:
         return completion_prompt(body["prompt"])
 
-    def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
+    def native_response(self, result: Finished, model_id: str, request: NativeRequest | None = None) -> dict:
         return {
             "generation": result.text,
             "prompt_token_count": result.input_tokens,
@@ -41,19 +41,19 @@ class Llama(TextFamily):
             "stop_reason": self.native_stop_reason(result.stop_reason),
         }
 
-    def stream_delta(self, call: Invocation, text: str) -> list[dict]:
+    def stream_delta(self, request: NativeRequest, text: str) -> list[dict]:
         # The running count is of chunks sent; the last chunk carries the exact total.
         return [{
             "generation": text,
-            "prompt_token_count": call.input_tokens if call.deltas == 0 else None,
-            "generation_token_count": call.deltas + 1,
+            "prompt_token_count": request.input_tokens if request.deltas == 0 else None,
+            "generation_token_count": request.deltas + 1,
             "stop_reason": None,
         }]
 
-    def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
+    def stream_end(self, request: NativeRequest, result: Finished) -> list[dict]:
         return [{
             "generation": "",
-            "prompt_token_count": call.input_tokens if call.deltas == 0 else None,
+            "prompt_token_count": request.input_tokens if request.deltas == 0 else None,
             "generation_token_count": result.output_tokens,
             "stop_reason": self.native_stop_reason(result.stop_reason),
         }]

@@ -7,7 +7,7 @@ import secrets
 from ..catalog import base_model_id
 from ..engine.types import CONTEXT_EXCEEDED, END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Finished
 from . import schema as s
-from .base import Invocation, Knobs, ListedCompletion
+from .base import NativeRequest, Knobs, ListedCompletion
 from .openai import _ALNUM, OpenAIChat
 
 _REASONS = {END_TURN: "stop", STOP_SEQUENCE: "stop", MAX_TOKENS: "length", CONTEXT_EXCEEDED: "length",
@@ -66,8 +66,8 @@ class MistralChat(OpenAIChat):
         """`mistral.mistral-large-2407-v1:0` -> `mistral-large-2407`."""
         return base_model_id(model_id).removeprefix("mistral.").split("-v")[0]
 
-    def completion_id(self, call: Invocation | None) -> str:
-        return call.request_id if call else "00000000-0000-0000-0000-000000000000"
+    def completion_id(self, request: NativeRequest | None) -> str:
+        return request.request_id if request else "00000000-0000-0000-0000-000000000000"
 
     def tool_call_id(self) -> str:
         """Like `v6RMMiRlT7ygYkT4uULjtg` in Bedrock's Mistral Large examples."""
@@ -88,13 +88,13 @@ class MistralChat(OpenAIChat):
                             "index": None, "tool_call_id": None},
                 "stop_reason": reason}
 
-    def stream_start(self, call: Invocation) -> list[dict]:
+    def stream_start(self, request: NativeRequest) -> list[dict]:
         return []
 
-    def stream_delta(self, call: Invocation, text: str) -> list[dict]:
-        return [self.chunk(call, self.chunk_choice(text, None, first=call.deltas == 0), usage=None)]
+    def stream_delta(self, request: NativeRequest, text: str) -> list[dict]:
+        return [self.chunk(request, self.chunk_choice(text, None, first=request.deltas == 0), usage=None)]
 
-    def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
+    def stream_end(self, request: NativeRequest, result: Finished) -> list[dict]:
         reason = self.native_stop_reason(result.stop_reason)
-        return [self.chunk(call, self.chunk_choice("", reason, first=call.deltas == 0),
+        return [self.chunk(request, self.chunk_choice("", reason, first=request.deltas == 0),
                            usage=self.usage(result.input_tokens, result.output_tokens))]

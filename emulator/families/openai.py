@@ -13,7 +13,7 @@ from ..protocol.errors import validation
 from ..tools.checks import check_unique, checked_tool
 from ..tools.model import ToolPlan, answered_calls
 from . import schema as s
-from .base import Invocation, Knobs, TextFamily
+from .base import NativeRequest, Knobs, TextFamily
 
 _ROLES = ("system", "developer", "user", "assistant", "tool")
 _ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -26,13 +26,13 @@ def _converse_shaped(messages: list) -> list[dict]:
     for message in messages:
         if not isinstance(message, dict):
             continue
-        for call in message.get("tool_calls") or []:
-            function = (call.get("function") or {}) if isinstance(call, dict) else {}
+        for tool_call in message.get("tool_calls") or []:
+            function = (tool_call.get("function") or {}) if isinstance(tool_call, dict) else {}
             try:
                 arguments = json.loads(function.get("arguments") or "{}")
             except (TypeError, ValueError):
                 arguments = function.get("arguments")
-            blocks.append({"toolUse": {"toolUseId": call.get("id"), "name": function.get("name"), "input": arguments}})
+            blocks.append({"toolUse": {"toolUseId": tool_call.get("id"), "name": function.get("name"), "input": arguments}})
         if message.get("role") == "tool":
             blocks.append({"toolResult": {"toolUseId": message.get("tool_call_id")}})
     return [{"content": blocks}]
@@ -138,8 +138,8 @@ class OpenAIChat(TextFamily):
     def reply_model(self, model_id: str) -> str:
         return base_model_id(model_id)
 
-    def completion_id(self, call: Invocation | None) -> str:
-        return "chatcmpl-" + (call.request_id.replace("-", "")[:24] if call else "0" * 24)
+    def completion_id(self, request: NativeRequest | None) -> str:
+        return "chatcmpl-" + (request.request_id.replace("-", "")[:24] if request else "0" * 24)
 
     def usage(self, input_tokens: int, output_tokens: int) -> dict:
         return {"prompt_tokens": input_tokens, "completion_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
@@ -150,44 +150,44 @@ class OpenAIChat(TextFamily):
             message["tool_calls"] = self.tool_calls(result.tool_uses)
         return {"index": index, "message": message, "finish_reason": self.native_stop_reason(result.stop_reason)}
 
-    def native_responses(self, results: list[Finished], model_id: str, call: Invocation | None = None) -> dict:
+    def native_responses(self, results: list[Finished], model_id: str, request: NativeRequest | None = None) -> dict:
         return {
-            "id": self.completion_id(call),
+            "id": self.completion_id(request),
             "object": "chat.completion",
-            "created": call.created if call else 0,
+            "created": request.created if request else 0,
             "model": self.reply_model(model_id),
             "choices": [self.reply_choice(i, r) for i, r in enumerate(results)],
             "usage": self.usage(results[0].input_tokens, sum(r.output_tokens for r in results)),
         }
 
-    def native_response(self, result: Finished, model_id: str, call: Invocation | None = None) -> dict:
-        return self.native_responses([result], model_id, call)
+    def native_response(self, result: Finished, model_id: str, request: NativeRequest | None = None) -> dict:
+        return self.native_responses([result], model_id, request)
 
     def chunk_choice(self, text: str | None, reason: str | None, first: bool) -> dict:
         delta = {"role": "assistant", "content": text} if first else ({"content": text} if text is not None else {})
         return {"index": 0, "delta": delta, "finish_reason": reason}
 
-    def chunk(self, call: Invocation, choice: dict, **extra) -> dict:
-        return {"id": self.completion_id(call), "object": "chat.completion.chunk", "created": call.created,
-                "model": self.reply_model(call.model_id), "choices": [choice], **extra}
+    def chunk(self, request: NativeRequest, choice: dict, **extra) -> dict:
+        return {"id": self.completion_id(request), "object": "chat.completion.chunk", "created": request.created,
+                "model": self.reply_model(request.model_id), "choices": [choice], **extra}
 
-    def stream_start(self, call: Invocation) -> list[dict]:
-        return [self.chunk(call, self.chunk_choice("", None, first=True))]
+    def stream_start(self, request: NativeRequest) -> list[dict]:
+        return [self.chunk(request, self.chunk_choice("", None, first=True))]
 
-    def stream_delta(self, call: Invocation, text: str) -> list[dict]:
-        return [self.chunk(call, self.chunk_choice(text, None, first=False))]
+    def stream_delta(self, request: NativeRequest, text: str) -> list[dict]:
+        return [self.chunk(request, self.chunk_choice(text, None, first=False))]
 
-    def stream_end(self, call: Invocation, result: Finished) -> list[dict]:
+    def stream_end(self, request: NativeRequest, result: Finished) -> list[dict]:
         reason = self.native_stop_reason(result.stop_reason)
-        return [self.chunk(call, self.chunk_choice(None, reason, first=False),
+        return [self.chunk(request, self.chunk_choice(None, reason, first=False),
                            usage=self.usage(result.input_tokens, result.output_tokens))]
 
     def tool_chunk_choice(self, calls: list[dict], first: bool) -> dict:
         delta = {"tool_calls": [{"index": i, **c} for i, c in enumerate(calls)]}
         return {"index": 0, "delta": {"role": "assistant", **delta} if first else delta, "finish_reason": None}
 
-    def stream_tool(self, call: Invocation, event: ToolUseStart | ToolInputDelta | ToolUse) -> list[dict]:
+    def stream_tool(self, request: NativeRequest, event: ToolUseStart | ToolInputDelta | ToolUse) -> list[dict]:
         """A tool call goes out whole, in one chunk, once its input is complete."""
         if not isinstance(event, ToolUse):
             return []
-        return [self.chunk(call, self.tool_chunk_choice(self.tool_calls((event,)), first=call.deltas == 0))]
+        return [self.chunk(request, self.tool_chunk_choice(self.tool_calls((event,)), first=request.deltas == 0))]
