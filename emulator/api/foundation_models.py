@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from .. import families
 from ..catalog import Catalog
 from ..protocol.identity import ACCOUNT_ID
 
@@ -54,8 +55,6 @@ _STAND_IN = [
     Model("mistral.mistral-7b-instruct-v0:2", "mistral", True, (), ()),
     Model("cohere.command-r-plus-v1:0", "cohere-command-r", True, (), ()),
 ]
-_EMBEDDING = ("embed",)
-_IMAGE_OUT = ("titan-image", "nova-canvas", "stability")
 
 
 def models(catalog: Catalog) -> list[Model]:
@@ -79,15 +78,7 @@ def model_name(model_id: str) -> str:
 
 
 def output_modality(model: Model) -> str:
-    if any(key in model.family for key in _EMBEDDING):
-        return "EMBEDDING"
-    if model.family.startswith(_IMAGE_OUT):
-        return "IMAGE"
-    if model.family == "nova-reel":
-        return "VIDEO"
-    if "sonic" in model.family:
-        return "SPEECH"
-    return "TEXT"
+    return families.output_modality(model.family)
 
 
 def summary(model: Model, region: str) -> dict:

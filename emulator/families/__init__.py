@@ -29,9 +29,9 @@ _FAMILIES: dict[str, Family] = {
         StableDiffusionXL(), StableImage(), TitanImage(), NovaCanvas(),
     )
 }
-# Bedrock families no adapter serves: their ids resolve, and InvokeModel / Converse answer that the family is not
-# supported (Nova Reel generates video; Nova Sonic answers only the bidirectional stream, api/sonic/).
-UNSERVED = frozenset({"nova-reel", "nova-sonic"})
+# Bedrock families no adapter serves, with what they generate: their ids resolve, and InvokeModel / Converse
+# answer that the family is not supported (Nova Sonic answers only the bidirectional stream, api/sonic/).
+UNSERVED = {"nova-reel": "VIDEO", "nova-sonic": "SPEECH"}
 
 
 def get(name: str) -> Family:
@@ -46,6 +46,12 @@ def text_family(name: str) -> TextFamily:
     if not isinstance(family, TextFamily):
         raise unsupported_model()
     return family
+
+
+def output_modality(name: str) -> str:
+    """What a family's models generate, as ListFoundationModels reports it."""
+    family = _FAMILIES.get(name)
+    return family.output_modality if family is not None else UNSERVED.get(name, "TEXT")
 
 
 def _claims(model: KnownModel) -> list[str]:
@@ -80,4 +86,5 @@ def check_catalog(catalog: Catalog) -> Catalog:
     return catalog
 
 
-__all__ = ["EmbeddingFamily", "Family", "ImageFamily", "TextFamily", "UNSERVED", "check_catalog", "get", "text_family"]
+__all__ = ["EmbeddingFamily", "Family", "ImageFamily", "TextFamily", "UNSERVED", "check_catalog", "get", "output_modality",
+           "text_family"]

@@ -82,6 +82,7 @@ class Family:
     name: str = ""
     # Capabilities, checked against the catalogue when it loads (families/__init__.py `check_catalog`).
     streams = False  # whether InvokeModelWithResponseStream serves it
+    output_modality = "TEXT"  # what ListFoundationModels reports the family's models generate
 
     @cached_property
     def schema(self) -> Spec:

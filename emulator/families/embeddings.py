@@ -36,6 +36,7 @@ class Embedded:
 
 
 class EmbeddingFamily(Family):
+    output_modality = "EMBEDDING"
     default_dimensions = 1024
 
     def dimensions(self, entry) -> int:

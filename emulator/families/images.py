@@ -57,6 +57,8 @@ class ImageRequest:
 
 
 class ImageFamily(Family):
+    output_modality = "IMAGE"
+
     def request(self, body: dict) -> ImageRequest:
         raise NotImplementedError
 
