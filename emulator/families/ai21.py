@@ -9,7 +9,7 @@ from ..chat.prompts import Prompt, instruction
 from ..engine.scheduler import CONTEXT_EXCEEDED
 from ..engine.types import MAX_TOKENS, STOP_SEQUENCE, Finished
 from . import schema as s
-from .base import NativeRequest, Knobs, TextFamily
+from .base import Knobs, NativeRequest, TextFamily
 from .openai import OpenAIChat
 
 _PENALTY = s.Obj({

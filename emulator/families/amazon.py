@@ -12,7 +12,7 @@ from ..tools.blocks import Change, converse_events
 from ..tools.checks import tool_plan
 from ..tools.model import ToolPlan
 from . import schema as s
-from .base import NativeRequest, Knobs, TextFamily
+from .base import Knobs, NativeRequest, TextFamily
 
 _TGC = "textGenerationConfig"
 

@@ -17,7 +17,7 @@ from ..tools.blocks import TEXT, Change, Closed, Delta
 from ..tools.checks import check_tool_turns, check_unique, checked_tool, text_schema_at
 from ..tools.model import ToolPlan, answered_calls
 from . import schema as s
-from .base import NativeRequest, Knobs, TextFamily
+from .base import Knobs, NativeRequest, TextFamily
 
 _ALPHABET = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 HUMAN = "\n\nHuman:"

@@ -12,7 +12,7 @@ from ..tools.checks import check_unique, checked_tool
 from ..tools.markup import render_call, render_result
 from ..tools.model import ToolPlan
 from . import schema as s
-from .base import NativeRequest, Knobs, TextFamily
+from .base import Knobs, NativeRequest, TextFamily
 
 _REASONS = {END_TURN: "COMPLETE", STOP_SEQUENCE: "COMPLETE", MAX_TOKENS: "MAX_TOKENS", CONTEXT_EXCEEDED: "MAX_TOKENS",
             TOOL_USE: "COMPLETE"}

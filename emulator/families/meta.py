@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..chat.prompts import Prompt, completion_prompt
 from ..engine.types import CONTEXT_EXCEEDED, END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished
 from . import schema as s
-from .base import NativeRequest, Knobs, TextFamily
+from .base import Knobs, NativeRequest, TextFamily
 
 
 class Llama(TextFamily):

@@ -7,7 +7,7 @@ import secrets
 from ..catalog import base_model_id
 from ..engine.types import CONTEXT_EXCEEDED, END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Finished
 from . import schema as s
-from .base import NativeRequest, Knobs, ListedCompletion
+from .base import Knobs, ListedCompletion, NativeRequest
 from .openai import _ALNUM, OpenAIChat
 
 _REASONS = {END_TURN: "stop", STOP_SEQUENCE: "stop", MAX_TOKENS: "length", CONTEXT_EXCEEDED: "length",

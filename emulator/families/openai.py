@@ -13,7 +13,7 @@ from ..protocol.errors import validation
 from ..tools.checks import check_unique, checked_tool
 from ..tools.model import ToolPlan, answered_calls
 from . import schema as s
-from .base import NativeRequest, Knobs, TextFamily
+from .base import Knobs, NativeRequest, TextFamily
 
 _ROLES = ("system", "developer", "user", "assistant", "tool")
 _ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
