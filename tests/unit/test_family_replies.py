@@ -26,7 +26,7 @@ from emulator.engine.types import (
     ToolUse,
     ToolUseStart,
 )
-from emulator.families.base import Invocation
+from emulator.families.base import NativeRequest
 
 REQUEST_ID = "3266ca30-473c-4491-b6ef-5b1f033798d2"
 HAIKU = "us.anthropic.claude-3-haiku-20240307-v1:0"
@@ -44,24 +44,24 @@ TEXT_THEN_TOOL = [
 ]
 
 
-def invocation(model_id: str, body: dict | None = None, input_tokens: int = 12) -> Invocation:
-    return Invocation(model_id, body or {}, REQUEST_ID, input_tokens=input_tokens, latency_ms=42, created=1700000000)
+def native_request(model_id: str, body: dict | None = None, input_tokens: int = 12) -> NativeRequest:
+    return NativeRequest(model_id, body or {}, REQUEST_ID, input_tokens=input_tokens, latency_ms=42, created=1700000000)
 
 
 def stream(family, events, model_id: str, body: dict | None = None, input_tokens: int = 12) -> list[dict]:
-    call = invocation(model_id, body, input_tokens)
-    chunks = list(family.stream_start(call))
+    request = native_request(model_id, body, input_tokens)
+    chunks = list(family.stream_start(request))
     uses = []
     for event in events:
         if isinstance(event, TextDelta):
-            chunks += family.stream_delta(call, event.text)
-            call.deltas += 1
+            chunks += family.stream_delta(request, event.text)
+            request.deltas += 1
         elif isinstance(event, (ToolUseStart, ToolInputDelta, ToolUse)):
             if isinstance(event, ToolUse):
                 uses.append(event)
-            chunks += family.stream_tool(call, event)
+            chunks += family.stream_tool(request, event)
         elif isinstance(event, Finished):
-            chunks += family.stream_end(call, replace(event, tool_uses=tuple(uses)))
+            chunks += family.stream_end(request, replace(event, tool_uses=tuple(uses)))
     return chunks
 
 
@@ -77,7 +77,7 @@ ANTHROPIC = families.get("anthropic")
 
 
 def test_anthropic_reply_body():
-    body = ANTHROPIC.native_response(result(TEXT), HAIKU, invocation(HAIKU))
+    body = ANTHROPIC.native_response(result(TEXT), HAIKU, native_request(HAIKU))
     assert MSG_ID.fullmatch(body.pop("id"))
     assert body == {
         "type": "message", "role": "assistant", "model": "claude-3-haiku-20240307",
@@ -299,7 +299,7 @@ def mistral_chunk(content: str, role: str | None, reason: str | None, usage: dic
 
 
 def test_mistral_chat_reply_body():
-    assert MISTRAL_CHAT.native_response(result(TEXT), LARGE, invocation(LARGE)) == {
+    assert MISTRAL_CHAT.native_response(result(TEXT), LARGE, native_request(LARGE)) == {
         "id": REQUEST_ID, "object": "chat.completion", "created": 1700000000, "model": "mistral-large-2407",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "Why did it?", "tool_calls": None},
                      "stop_reason": "stop"}],
@@ -328,7 +328,7 @@ def derived(salt: str) -> str:
 
 def test_cohere_command_reply_and_stream():
     body = {"prompt": "Tell me a joke"}
-    assert COMMAND.native_response(result(TEXT), "cohere.command-text-v14", invocation("c", body)) == {
+    assert COMMAND.native_response(result(TEXT), "cohere.command-text-v14", native_request("c", body)) == {
         "id": REQUEST_ID,
         "generations": [{"id": derived("generation/0"), "text": "Why did it?", "finish_reason": "COMPLETE"}],
         "prompt": "Tell me a joke",
@@ -343,7 +343,7 @@ def test_cohere_command_reply_and_stream():
 
 def test_cohere_command_several_generations_get_their_own_ids():
     results = [Finished(END_TURN, None, 2, 1, "a"), Finished(MAX_TOKENS, None, 2, 1, "b")]
-    reply = COMMAND.native_responses(results, "c", invocation("c", {"prompt": "p"}))
+    reply = COMMAND.native_responses(results, "c", native_request("c", {"prompt": "p"}))
     assert reply["generations"] == [
         {"id": derived("generation/0"), "text": "a", "finish_reason": "COMPLETE"},
         {"id": derived("generation/1"), "text": "b", "finish_reason": "MAX_TOKENS"},
@@ -368,11 +368,11 @@ def test_cohere_command_r_stream_ends_with_the_whole_response():
          "tool_calls": [{"name": "get_weather", "parameters": {"city": "Paris"}}]},
         {"is_finished": True, "event_type": "stream-end", "finish_reason": "COMPLETE", "response": response},
     ]
-    assert COMMAND_R.native_response(result(TEXT_THEN_TOOL), "c", invocation("c", body)) == response
+    assert COMMAND_R.native_response(result(TEXT_THEN_TOOL), "c", native_request("c", body)) == response
 
 
 def test_cohere_command_r_reply_without_tool_calls_has_no_tool_calls_member():
-    reply = COMMAND_R.native_response(Finished(MAX_TOKENS, None, 3, 2, "ok"), "c", invocation("c", {"message": "q"}))
+    reply = COMMAND_R.native_response(Finished(MAX_TOKENS, None, 3, 2, "ok"), "c", native_request("c", {"message": "q"}))
     assert "tool_calls" not in reply
     assert reply["finish_reason"] == "MAX_TOKENS"
 
@@ -384,7 +384,7 @@ def test_jurassic_reply_body_and_finish_reasons():
     j2 = families.get("ai21-j2")
     assert j2.streams is False
     results = [Finished(END_TURN, None, 5, 3, "a"), Finished(STOP_SEQUENCE, "##", 5, 2, "b"), Finished(MAX_TOKENS, None, 5, 7, "c")]
-    assert j2.native_responses(results, "ai21.j2-mid-v1", invocation("j", {"prompt": "Translate"})) == {
+    assert j2.native_responses(results, "ai21.j2-mid-v1", native_request("j", {"prompt": "Translate"})) == {
         "id": 1234,
         "prompt": {"text": "Translate", "tokens": []},
         "completions": [
@@ -397,7 +397,7 @@ def test_jurassic_reply_body_and_finish_reasons():
 
 def test_jamba_reply_body():
     jamba_id = "ai21.jamba-1-5-large-v1:0"
-    reply = families.get("ai21-jamba").native_response(result(TEXT), jamba_id, invocation(jamba_id))
+    reply = families.get("ai21-jamba").native_response(result(TEXT), jamba_id, native_request(jamba_id))
     assert reply == {
         "id": "chatcmpl-" + REQUEST_ID.replace("-", "")[:24], "object": "chat.completion", "created": 1700000000,
         "model": "jamba-1.5-large",
@@ -421,7 +421,7 @@ def openai_chunk(delta: dict, reason: str | None = None, **extra) -> dict:
 
 
 def test_openai_reply_body_with_a_tool_call():
-    assert OPENAI.native_response(result(TEXT_THEN_TOOL), GPT_OSS, invocation(GPT_OSS)) == {
+    assert OPENAI.native_response(result(TEXT_THEN_TOOL), GPT_OSS, native_request(GPT_OSS)) == {
         "id": COMPLETION_ID, "object": "chat.completion", "created": 1700000000, "model": GPT_OSS,
         "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
             "role": "assistant", "content": "Checking.",

@@ -11,7 +11,7 @@ import base64
 import pytest
 
 from emulator import families
-from emulator.api.converse_input import conversation
+from emulator.chat.conversation import conversation
 from emulator.protocol.errors import BedrockError
 
 CHAT = [

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 
-from emulator.api.tools import ReplyBlocks
 from emulator.engine.types import END_TURN, Finished, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
+from emulator.tools.blocks import ReplyBlocks, converse_events
 
 
 def run(events) -> tuple[list[tuple[str, dict]], list[dict]]:
     blocks = ReplyBlocks()
-    out = [pair for event in events for pair in blocks.on(event)]
-    return out + blocks.finish(), blocks.content
+    out = [pair for event in events for pair in converse_events(blocks.on(event))]
+    return out + converse_events(blocks.finish()), blocks.content
 
 
 def delta(index: int, text: str) -> tuple[str, dict]:
@@ -111,3 +111,9 @@ def test_finish_after_everything_closed_adds_nothing():
     blocks.on(ToolUse("a", "one", {}))
     assert blocks.finish() == []
     assert blocks.finish() == []
+
+
+def test_at_least_one_gives_an_empty_generation_one_empty_text_block():
+    blocks = ReplyBlocks()  # Claude's and Nova's streams: a text block that opens (no Converse start event) and closes
+    assert converse_events(blocks.finish(at_least_one=True)) == [stop(0)]
+    assert blocks.content == [{"text": ""}]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from emulator import families
-from emulator.api.tools import tool_plan
 from emulator.protocol.errors import BedrockError
-from emulator.tooluse import Tool, render_call, render_result
+from emulator.tools.checks import tool_plan
+from emulator.tools.markup import render_call, render_result
+from emulator.tools.model import Tool
 
 WEATHER = {"toolSpec": {"name": "get_weather", "description": "Weather for a city",
                         "inputSchema": {"json": {"type": "object", "properties": {"city": {"type": "string"}}}}}}
@@ -26,26 +27,32 @@ USE = {"toolUse": {"toolUseId": "t1", "name": "get_weather", "input": {"city": "
 RESULT = {"toolResult": {"toolUseId": "t1", "content": [{"text": "18C"}]}}
 
 
+def choices(family: str | None) -> tuple[str, ...] | None:
+    """The tool choices Converse lets a family's models take (None: not checked)."""
+    return families.get(family).tool_choices if family is not None else None
+
+
 def refused(params: dict, family: str | None = None) -> str:
     with pytest.raises(BedrockError) as caught:
-        tool_plan(params, family)
+        tool_plan(params, choices(family))
     assert caught.value.code == "ValidationException"
     return caught.value.message
 
 
 def test_no_tool_config_and_no_tool_blocks_is_a_plain_text_turn():
-    assert tool_plan({"messages": [user()]}, "anthropic") is None
+    assert tool_plan({"messages": [user()]}, choices("anthropic")) is None
 
 
 def test_a_valid_config_gives_the_plan():
     plan = tool_plan({"messages": [user()], "toolConfig": {"tools": [WEATHER, {"cachePoint": {"type": "default"}}, TIME],
-                                                          "toolChoice": {"tool": {"name": "get_time"}}}}, "anthropic")
+                                                          "toolChoice": {"tool": {"name": "get_time"}}}}, choices("anthropic"))
     assert plan.tools == (
-        Tool("get_weather", "Weather for a city", {"type": "object", "properties": {"city": {"type": "string"}}}),
-        Tool("get_time", "", {"type": "object", "properties": {}}),  # the object type is filled in
+        Tool("get_weather", "Weather for a city", {"type": "object", "properties": {"city": {"type": "string"}}},
+             "toolConfig.tools.0.toolSpec.inputSchema.json"),
+        Tool("get_time", "", {"type": "object", "properties": {}},  # the object type is filled in
+             "toolConfig.tools.2.toolSpec.inputSchema.json"),  # each tool keeps where its schema sits
     )
     assert (plan.choice, plan.forced, plan.after_results) == ("tool", "get_time", False)
-    assert plan.schema_paths == ("toolConfig.tools.0.toolSpec.inputSchema.json", "toolConfig.tools.2.toolSpec.inputSchema.json")
 
 
 def test_a_turn_answering_a_call_is_after_results_and_remembers_the_answered_call():
@@ -110,7 +117,7 @@ def test_tool_removal_in_a_system_message_takes_the_tool_away():
     removal = {"role": "system", "content": [{"toolRemoval": {"tool": {"name": "get_weather"}}}]}
     plan = tool_plan({"messages": [user(), removal], "toolConfig": {"tools": [WEATHER, TIME]}})
     assert [t.name for t in plan.tools] == ["get_time"]
-    assert plan.schema_paths == ("toolConfig.tools.1.toolSpec.inputSchema.json",)
+    assert [t.schema_path for t in plan.tools] == ["toolConfig.tools.1.toolSpec.inputSchema.json"]
     everything = tool_plan({"messages": [user(), removal], "toolConfig": {"tools": [WEATHER]}})
     assert (everything.tools, everything.choice) == ((), "none")
     unknown = {"role": "system", "content": [{"toolAddition": {"tool": {"name": "zzz"}}}]}
@@ -144,7 +151,7 @@ def anthropic_plan(**body):
 
 def test_anthropic_tools_become_a_plan_with_bedrock_style_ids():
     plan = anthropic_plan(tools=[{"name": "f", "input_schema": {"type": "object"}}], tool_choice={"type": "any"})
-    assert ([t.name for t in plan.tools], plan.choice, plan.schema_paths) == (["f"], "any", ("tools.0.input_schema",))
+    assert ([(t.name, t.schema_path) for t in plan.tools], plan.choice) == ([("f", "tools.0.input_schema")], "any")
     assert plan.new_id().startswith("toolu_bdrk_01")
 
 
