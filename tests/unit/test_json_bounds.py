@@ -57,6 +57,7 @@ NATIVE = {"stop_sequence": None, "usage": {"input_tokens": 3}, "content": [{"typ
         (["/usage/input_tokens", "/missing", "/content/0/type"], {"usage": {"input_tokens": 3}, "content": {"0": {"type": "text"}}}),
         (["/content/1", "/content/-1", "/content/٠"], {}),  # no such index; an Arabic-Indic zero is not 0
         (["/a~1b/~0x"], {"a/b": {"~x": 1}}),
+        (["/~01"], {"~1": 2}),  # ~1 is decoded before ~0, as RFC 6901 says
     ],
 )
 def test_response_field_paths_select_from_the_native_reply(pointers, selected):
