@@ -26,6 +26,7 @@ from aiohttp import web
 
 from ..api.common import json_response
 from ..protocol.errors import MODELED, UNMODELED, BedrockError, validation
+from ..protocol.operations import STREAMING_INPUT
 from ..testing import TESTKIT, current
 from . import replay
 from .cassette import Cassette, RecordedRequest, kept_headers, now_iso, redact
@@ -36,9 +37,9 @@ log = logging.getLogger("emulator.recording")
 
 Mode = Literal["off", "record", "replay", "record-missing"]
 Handler = Callable[[web.Request, dict], Awaitable[web.StreamResponse]]
-# Operations a cassette can hold: every Bedrock Runtime call with a request/response body. The bidirectional
-# stream (HTTP/2, both ways at once) is not recorded.
-UNRECORDABLE = ("InvokeModelWithBidirectionalStream",)
+# Operations a cassette can hold: every Bedrock Runtime call with a request/response body. One whose input is a
+# stream (the bidirectional stream: HTTP/2, both ways at once) is not recorded.
+UNRECORDABLE = STREAMING_INPUT
 
 
 @dataclass

@@ -19,6 +19,7 @@ from ...protocol.auth import AUTH_KEYS, IDENTITY, check_request
 from ...protocol.errors import BedrockError
 from ...protocol.http1 import read_body
 from ...protocol.inputs import OFF_LOOP_BYTES
+from ...protocol.operations import OPERATIONS
 from ...testing import around_operation
 from . import chat, models, responses
 from .errors import OpenAIError, error_body, error_response, invalid
@@ -27,7 +28,6 @@ from .sse import SSE_WRITER
 log = logging.getLogger("emulator.openai")
 
 PREFIX = "/openai/v1"
-OPERATIONS = (chat.OPERATION, responses.OPERATION)
 Handler = Callable[[web.Request, dict], Awaitable[web.StreamResponse]]
 
 
@@ -55,6 +55,9 @@ async def _in_stream(request: web.Request, error: BedrockError) -> web.StreamRes
 
 
 def _endpoint(handler: Handler, operation: str | None = None) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    if operation is not None and operation not in OPERATIONS:  # its line says how it streams and fails
+        raise ValueError(f"{operation} has no line in protocol/operations.py")
+
     async def serve(request: web.Request) -> web.StreamResponse:
         try:
             # The same credentials as Bedrock's own paths (SigV4 or a Bedrock API key as a bearer token), verified
