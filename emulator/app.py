@@ -1,4 +1,5 @@
-"""The aiohttp application: one dispatcher for Bedrock operations, emulator endpoints under `/_emulator/`."""
+"""The aiohttp application: one dispatcher for Bedrock operations (handlers from api/registry.py), the emulator's own
+endpoints on the `/_emulator` sub-app, resources in `cleanup_ctx`."""
 
 from __future__ import annotations
 
