@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from emulator.engine.types import END_TURN, Finished, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
-from emulator.tools.blocks import ReplyBlocks, converse_events
+from emulator.tools.blocks import Closed, Delta, Opened, ReplyBlocks, converse_events
 
 
 def run(events) -> tuple[list[tuple[str, dict]], list[dict]]:
@@ -117,3 +117,14 @@ def test_at_least_one_gives_an_empty_generation_one_empty_text_block():
     blocks = ReplyBlocks()  # Claude's and Nova's streams: a text block that opens (no Converse start event) and closes
     assert converse_events(blocks.finish(at_least_one=True)) == [stop(0)]
     assert blocks.content == [{"text": ""}]
+
+
+def test_the_changes_every_encoder_renders():
+    blocks = ReplyBlocks()
+    changes = [change for event in WEATHER for change in blocks.on(event)] + blocks.finish()
+    assert changes == [
+        Opened(0, "text"), Delta(0, "text", "Let me check."), Delta(0, "text", " One moment."), Closed(0),
+        Opened(1, "tool", "tooluse_1", "get_weather"), Delta(1, "tool", '{"city": '), Delta(1, "tool", '"Paris"}'),
+        Closed(1),
+    ]
+    assert ReplyBlocks().finish(at_least_one=True) == [Opened(0, "text"), Closed(0)]
