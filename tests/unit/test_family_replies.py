@@ -8,6 +8,8 @@ part of these chunks. Expected shapes follow /work/shared/reference/model-bodies
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import uuid
 from dataclasses import replace
@@ -15,6 +17,10 @@ from dataclasses import replace
 import pytest
 
 from emulator import families
+from emulator.api.common import Stopwatch
+from emulator.api.invoke import _NativeChunks, _native_events
+from emulator.catalog import Entry
+from emulator.families.call import Call
 from emulator.engine.types import (
     END_TURN,
     MAX_TOKENS,
@@ -447,3 +453,33 @@ def test_openai_stream_sends_a_tool_call_whole_once_complete():
         {"index": 0, "id": "toolu_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]})
     assert chunks[2]["choices"][0]["finish_reason"] == "tool_calls"
     assert len(chunks) == 3
+
+
+# --- the API layer's own driver ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, model_id, events",
+    [("anthropic", HAIKU, TEXT_THEN_TOOL), ("nova", NOVA_ID, TEXT_THEN_TOOL), ("openai", GPT_OSS, TEXT_THEN_TOOL),
+     ("cohere-command-r", "cohere.command-r-v1:0", TEXT_THEN_TOOL), ("llama", LLAMA_ID, TEXT)],
+)
+async def test_the_api_layers_stream_writes_these_chunks_with_metrics_on_the_last_only(name, model_id, events):
+    family = families.get(name)
+
+    async def generation():
+        for event in events:
+            yield event
+
+    call = Call("InvokeModelWithResponseStream", model_id, Entry(id=model_id, family=name), family)
+    native = _NativeChunks(family, native_request(model_id, input_tokens=20), Stopwatch())
+    frames = [frame async for frame in _native_events(generation(), call, native)]
+    chunks = [json.loads(base64.b64decode(payload["bytes"])) for kind, payload in frames if kind == "chunk"]
+    assert len(chunks) == len(frames)
+    metrics = chunks[-1].pop("amazon-bedrock-invocationMetrics")
+    assert list(metrics)[:4] == ["inputTokenCount", "outputTokenCount", "invocationLatency", "firstByteLatency"]
+    assert (metrics["inputTokenCount"], metrics["outputTokenCount"]) == (events[-1].input_tokens, events[-1].output_tokens)
+    assert {k: v for k, v in metrics.items() if k.startswith("cache")} == family.metrics_extra
+    expected = stream(family, events, model_id, input_tokens=20)
+    if name == "anthropic":  # the message id is drawn afresh
+        chunks[0]["message"].pop("id"), expected[0]["message"].pop("id")
+    assert chunks == expected
