@@ -217,7 +217,7 @@ def _node(folder: Path, script: str, ca: Path, **env: str) -> list[dict]:
 
 def h2_opened(server: BackgroundServer) -> int:
     [site] = server._runner.sites
-    return site.h2_opened
+    return site.opened["h2"]
 
 
 @pytest.mark.parametrize("secure", [False, True], ids=["h2c", "https"])

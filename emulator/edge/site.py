@@ -1,9 +1,10 @@
-"""One port, both protocols: each connection's first bytes choose HTTP/2 (the client preface) or HTTP/1.1.
+"""One port, every transport: each connection's first bytes choose one of `transports.TRANSPORTS` or HTTP/1.1.
 
-`EdgeSite` is an aiohttp `TCPSite` whose connections start with `_Sniffer`. A connection that opens with the
-HTTP/2 preface (h2c with prior knowledge, or TLS after ALPN chose `h2`) is handed to `H2Protocol`; anything else
-to aiohttp's own HTTP/1.1 `RequestHandler`, exactly as a plain `TCPSite` would. Stopping the site sends GOAWAY on
-every HTTP/2 connection; `drain()` (called from the runner's shutdown) waits for their open streams.
+`EdgeSite` is an aiohttp `TCPSite` whose connections start with `_Sniffer`. A connection that opens with a
+transport's preface (HTTP/2's: h2c with prior knowledge, or TLS after ALPN chose `h2`) is handed to that
+transport's connection; anything else to aiohttp's own HTTP/1.1 `RequestHandler`, exactly as a plain `TCPSite`
+would. Stopping the site sends each transport connection its GOAWAY; `drain()` (called from the runner's shutdown)
+waits for their open streams.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections import Counter
 
 from aiohttp import web
 
-from .http2 import PREFACE, H2Protocol
+from .transports import TRANSPORTS, Connection, Transport
 
 log = logging.getLogger("emulator.http2")
 
@@ -34,9 +36,11 @@ class _Sniffer(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
-        if self._buffer.startswith(PREFACE):
-            self._hand_over(self._site.http2_protocol())
-        elif not PREFACE.startswith(self._buffer):
+        for transport in TRANSPORTS:
+            if self._buffer.startswith(transport.preface):
+                self._hand_over(self._site.open(transport))
+                return
+        if not any(t.preface.startswith(self._buffer) for t in TRANSPORTS):  # no preface can follow: HTTP/1.1
             self._hand_over(self._site.http1_protocol())
 
     def eof_received(self) -> bool | None:
@@ -46,7 +50,7 @@ class _Sniffer(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
 
-    def _hand_over(self, protocol: asyncio.Protocol) -> None:
+    def _hand_over(self, protocol) -> None:
         assert self._transport is not None
         if self._timer is not None:
             self._timer.cancel()
@@ -57,12 +61,12 @@ class _Sniffer(asyncio.Protocol):
 
 
 class EdgeSite(web.TCPSite):
-    """A TCP site serving HTTP/1.1 and HTTP/2 on one port, with TLS when given an `ssl_context`."""
+    """A TCP site serving HTTP/1.1 and every transport (HTTP/2) on one port, with TLS when given an `ssl_context`."""
 
     def __init__(self, runner: web.BaseRunner, host: str | None, port: int, ssl_context: ssl.SSLContext | None = None):
         super().__init__(runner, host, port, ssl_context=ssl_context)
-        self.h2_connections: set[H2Protocol] = set()
-        self.h2_opened = 0  # HTTP/2 connections served so far (tests read it)
+        self.connections: set[Connection] = set()  # open connections of the transports (HTTP/1.1 is aiohttp's)
+        self.opened: Counter[str] = Counter()  # transport connections served so far, by ALPN id (tests read it)
         if isinstance(runner, EdgeRunner):
             runner.edge_sites.append(self)
 
@@ -71,13 +75,13 @@ class EdgeSite(web.TCPSite):
         assert server is not None
         return server()  # aiohttp's RequestHandler, as TCPSite would have made it
 
-    def http2_protocol(self) -> H2Protocol:
+    def open(self, transport: Transport) -> Connection:
         server = self._runner.server
         assert server is not None
-        protocol = H2Protocol(server, on_close=self.h2_connections.discard)
-        self.h2_connections.add(protocol)
-        self.h2_opened += 1
-        return protocol
+        connection = transport.connect(server, self.connections.discard)
+        self.connections.add(connection)
+        self.opened[transport.alpn] += 1
+        return connection
 
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site with its runner
@@ -89,22 +93,22 @@ class EdgeSite(web.TCPSite):
         self._bound_port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port
 
     async def stop(self) -> None:
-        for connection in list(self.h2_connections):
+        for connection in list(self.connections):
             connection.goaway()
         await super().stop()
 
     async def drain(self, timeout: float) -> None:
-        """Wait up to `timeout` for the open HTTP/2 streams to finish, then cancel the rest and close."""
+        """Wait up to `timeout` for the transports' open streams to finish, then cancel the rest and close."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while any(c.streams for c in self.h2_connections) and loop.time() < deadline:
+        while any(c.streams for c in self.connections) and loop.time() < deadline:
             await asyncio.sleep(0.05)
-        for connection in list(self.h2_connections):
+        for connection in list(self.connections):
             connection.abort()
 
 
 class EdgeRunner(web.AppRunner):
-    """An AppRunner whose shutdown also lets the HTTP/2 streams of its `EdgeSite`s finish (as aiohttp does for
+    """An AppRunner whose shutdown also lets the transports' streams of its `EdgeSite`s finish (as aiohttp does for
     HTTP/1.1 requests), after the app's on_shutdown hooks have run."""
 
     def __init__(self, app: web.Application, **kwargs) -> None:

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .transports import alpn_protocols
+
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
 _CA_NAME = "Bedrock Emulator Local CA"
 
@@ -32,7 +34,7 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2  # RFC 9113 9.2: HTTP/2 over TLS 1.2 or later
     context.load_cert_chain(cert, key)
-    context.set_alpn_protocols(["h2", "http/1.1"])
+    context.set_alpn_protocols(alpn_protocols())
     return context
 
 
