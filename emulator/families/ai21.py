@@ -6,8 +6,7 @@ import re
 
 from ..catalog import base_model_id
 from ..chat.prompts import Prompt, instruction
-from ..engine.scheduler import CONTEXT_EXCEEDED
-from ..engine.types import MAX_TOKENS, STOP_SEQUENCE, Finished
+from ..engine.types import CONTEXT_EXCEEDED, MAX_TOKENS, STOP_SEQUENCE, Finished
 from . import schema as s
 from .base import Knobs, NativeRequest, TextFamily
 from .openai import OpenAIChat

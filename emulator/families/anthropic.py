@@ -8,9 +8,8 @@ from dataclasses import replace
 from ..catalog import base_model_id
 from ..chat.conversation import EFFORTS
 from ..chat.prompts import Prompt, converse_blocks_text, human_assistant_turns
-from ..engine.scheduler import CONTEXT_EXCEEDED
-from ..engine.types import (END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished, SamplingParams, TextDelta, ToolInputDelta,
-                             ToolUse, ToolUseStart)
+from ..engine.types import (CONTEXT_EXCEEDED, END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished, SamplingParams, TextDelta,
+                             ToolInputDelta, ToolUse, ToolUseStart)
 from ..protocol.errors import validation
 from ..protocol.ids import random_bytes
 from ..tools.blocks import TEXT, Change, Closed, Delta

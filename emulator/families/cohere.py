@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 from ..chat.prompts import Prompt, instruction
-from ..engine.scheduler import CONTEXT_EXCEEDED
-from ..engine.types import END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Finished, ToolInputDelta, ToolUse, ToolUseStart
+from ..engine.types import (CONTEXT_EXCEEDED, END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Finished, ToolInputDelta,
+                            ToolUse, ToolUseStart)
 from ..protocol.errors import malformed_native
 from ..tools.checks import check_unique, checked_tool
 from ..tools.markup import render_call, render_result
