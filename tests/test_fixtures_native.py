@@ -69,3 +69,20 @@ def test_a_scripted_tool_call_streams_as_input_json_deltas(client, bedrock_emula
                       if c["type"] == "content_block_delta" and c["delta"]["type"] == "input_json_delta")
     assert json.loads(partial) == {"city": "Paris"}
     assert next(c for c in chunks if c["type"] == "message_delta")["delta"]["stop_reason"] == "tool_use"
+
+
+# Families whose native bodies have no tools (their models do not take tools on InvokeModel).
+NO_TOOL_BODIES = [name for name in ("anthropic-completions", "titan-text", "llama", "mistral", "cohere-command", "deepseek")
+                  if name in FAMILIES]
+
+
+@pytest.mark.parametrize("name", NO_TOOL_BODIES)
+def test_a_scripted_tool_call_for_a_family_without_tools_leaves_the_stream_its_text(client, bedrock_emulator, name):
+    # The body has no way to say a call: the stream carries the text and ends as the reply would, never in an error.
+    family = FAMILIES[name]
+    bedrock_emulator.script(SCRIPTED, tool_calls=[{"name": "get_weather", "input": {"city": "Paris"}}],
+                            usage=USAGE, operation="InvokeModelWithResponseStream")
+    chunks, _ = stream(client, family.model, family.body(50, None))
+    assert "".join(family.chunk_text(chunk) for chunk in chunks) == SCRIPTED
+    metrics = metrics_only_last(chunks)
+    assert (metrics["inputTokenCount"], metrics["outputTokenCount"]) == (8, 4)

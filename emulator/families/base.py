@@ -254,7 +254,9 @@ class TextFamily(Family):
         return None
 
     def stream_tool(self, request: NativeRequest, event: ToolUseStart | ToolInputDelta | ToolUse) -> list[dict]:
-        raise NotImplementedError
+        # A body without tools has no way to say a call: a scripted rule's tool calls for such a family are
+        # left out of its stream, as `native_response` leaves them out of its reply.
+        return []
 
 
 class ListedCompletion(TextFamily):
