@@ -47,6 +47,8 @@ async def read_body(request: web.BaseRequest, timeout: float | None = None) -> b
     """The whole body: refused from Content-Length before reading when too large, and within a time limit."""
     if (request.content_length or 0) > MAX_BODY_BYTES:
         raise body_too_large()
+    if request.content.is_eof():  # all of it has arrived (the usual small body): no wait, so no timer task
+        return await request.read()
     try:  # wait_for, not asyncio.timeout: Python 3.10 is supported
         return await asyncio.wait_for(request.read(), BODY_TIMEOUT_S if timeout is None else timeout)
     except asyncio.TimeoutError:

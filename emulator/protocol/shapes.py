@@ -289,12 +289,12 @@ def check_json_body(body: bytes) -> dict:
     if not body.strip():
         return {}
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BedrockError("ValidationException", "Malformed request body: the body is not valid UTF-8.") from None
-    try:
-        parsed = bounds.loads(text)
+        parsed = bounds.loads(body)
     except bounds.UnsafeJson as exc:
+        try:  # invalid UTF-8 is reported as such, whatever else is wrong
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BedrockError("ValidationException", "Malformed request body: the body is not valid UTF-8.") from None
         raise BedrockError("ValidationException", f"Malformed request body: invalid JSON ({exc}).") from None
     if not isinstance(parsed, dict):
         raise BedrockError("ValidationException", "Malformed request body: expected a JSON object.")
