@@ -404,6 +404,13 @@ def pieces(text: str) -> list[str]:
     return _PIECE.findall(text)
 
 
+_WHOLE_REPLY = frozenset({"Converse", "InvokeModel"})  # operations whose reply is never streamed
+
+
+def _one_piece(text: str) -> list[str]:
+    return [text] if text else []
+
+
 def estimated_tokens(text: str) -> int:
     """A heuristic (about 4 characters per token), used only when no tokenizer is loaded."""
     return (len(text) + 3) // 4
@@ -442,13 +449,15 @@ async def scripted_events(loaded: LoadedRule, call: Call, service: Service) -> A
         return
     input_tokens, output_tokens = await _token_counts(respond, call, service)
     pace = respond.pace_ms / 1000
-    outputs: list[Event] = [TextDelta(piece) for piece in pieces(respond.text)]
+    # A reply sent whole shows nobody its pieces: one delta per block (each event is a hop through every layer).
+    split = pieces if pace or call.operation not in _WHOLE_REPLY or call.guard is not None else _one_piece
+    outputs: list[Event] = [TextDelta(piece) for piece in split(respond.text)]
     # Ids in the caller's form: `toolu_bdrk_` for Anthropic's native body, `tooluse_` for Converse and the rest.
     new_id = call.tools.new_id if call.tools is not None else tool_use_id
     for tool in respond.tool_calls:  # the sequence a generated tool call makes: start, input fragments, whole call
         use_id = tool.id or new_id()
         outputs.append(ToolUseStart(use_id, tool.name))
-        outputs += [ToolInputDelta(piece) for piece in pieces(json.dumps(tool.input, ensure_ascii=False))]
+        outputs += [ToolInputDelta(piece) for piece in split(json.dumps(tool.input, ensure_ascii=False))]
         outputs.append(ToolUse(use_id, tool.name, tool.input))
     for i, event in enumerate(outputs):
         if i and pace and isinstance(event, (TextDelta, ToolInputDelta)):
