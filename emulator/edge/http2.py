@@ -27,6 +27,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack
 from hyperframe.frame import GoAwayFrame
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
@@ -56,6 +57,19 @@ BODY_BUFFER = 1024 * 1024  # a request body buffered beyond this waits for its h
 _HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 
 
+class _Encoder(hpack.Encoder):
+    """HPACK without Huffman coding: hpack's pure-Python Huffman coder cost more per small reply (about a third of
+    the header block's encoding) than the few bytes it saves are worth on the loopback links the emulator serves."""
+
+    def encode(self, headers, huffman: bool = False) -> bytes:
+        return super().encode(headers, huffman=False)
+
+
+# A value unique to each response: written as a never-indexed literal, so it does not evict reusable entries
+# from the dynamic table (and costs no table insertion).
+_UNIQUE = {b"x-amzn-requestid"}
+
+
 class _Connection(h2.connection.H2Connection):
     """h2's connection, except that a client's graceful GOAWAY (NO_ERROR) keeps it open while streams remain
     (python-hyper/h2#1181, see `H2Protocol._peer_goaway`) from that very frame on: the frames after it in the same
@@ -79,6 +93,7 @@ class H2Protocol(asyncio.Protocol):
         config = h2.config.H2Configuration(client_side=False, header_encoding=None, validate_outbound_headers=False,
                                            normalize_outbound_headers=False)
         self.conn = _Connection(config=config)
+        self.conn.encoder = _Encoder()
         self.conn.local_settings = h2.settings.Settings(
             client=False,
             initial_values={
@@ -466,7 +481,9 @@ class _StreamWriter(AbstractStreamWriter):
         block = [(b":status", status.encode())]
         for name, value in headers.items():
             key = name.lower().encode("latin-1")
-            if key not in _HOP_BY_HOP:
+            if key in _UNIQUE:
+                block.append(hpack.NeverIndexedHeaderTuple(key, value.encode("latin-1")))
+            elif key not in _HOP_BY_HOP:
                 block.append((key, value.encode("latin-1")))
         self._headers = block
 
