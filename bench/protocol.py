@@ -1,10 +1,15 @@
 """The protocol path without a model: scripted Converse requests per second, the emulator vs MiniStack.
 
 Both servers run on loopback in their own process and get byte-identical Converse requests (SigV4-signed once by
-botocore, as an SDK sends them) from one asyncio load generator with a fixed number of open connections. The
-emulator answers from a scripted rule (`--fixtures`), MiniStack from its built-in canned reply. Rounds alternate
-between the two; every reply must be a 200. Besides requests per second, each server's own CPU time per request
-is measured (user + system, from /proc): on a shared machine that is the steadier measure of what each costs.
+botocore, as an SDK sends them) from one load generator with a fixed number of open connections: wrk (C, one
+thread) when installed, else an asyncio client. The emulator answers from a scripted rule (`--fixtures`),
+MiniStack from its built-in canned reply. Rounds alternate between the two; every reply must be a 200. Besides
+requests per second, each server's own CPU time per request is measured (user + system, from /proc): on a shared
+machine that is the steadier measure of what each costs. The 1-minute load average is recorded with each round.
+
+HTTP/2 (when nghttp2's `h2load` is installed: `apt-get install nghttp2-client`): the same request over h2c with
+prior knowledge, 16 streams on one connection (how SDKs multiplex) and 16 connections of one stream each, in the
+same rounds. MiniStack (Hypercorn) speaks h2c too, so both sides get the same load.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -64,7 +70,7 @@ def drive(port: int, requests: int, connections: int) -> tuple[float, int]:
     return asyncio.run(_drive(port, requests, connections))
 
 
-def wrk(port: int, seconds: float, connections: int) -> tuple[float, int]:
+def wrk(port: int, seconds: float, connections: int) -> tuple[float, int, int]:
     """The same request through wrk (C, one thread): the load generator costs far less CPU than either server."""
     path, headers, body = signed_request(port)
     lines = ['wrk.method = "POST"', f"wrk.body = [==[{body.decode()}]==]"]
@@ -78,7 +84,36 @@ def wrk(port: int, seconds: float, connections: int) -> tuple[float, int]:
         os.unlink(script.name)
     rps = float(next(line.split()[-1] for line in out.splitlines() if line.startswith("Requests/sec")))
     bad = next((int(line.split()[-1]) for line in out.splitlines() if "Non-2xx" in line), 0)
-    return rps, bad
+    answered = next(int(line.split()[0]) for line in out.splitlines() if " requests in " in line)
+    return rps, bad, answered
+
+
+def h2_kinds(in_flight: int) -> dict[str, tuple[int, int]]:
+    """(connections, streams per connection) with `in_flight` requests in flight: multiplexed, and one per connection."""
+    return {f"h2_1x{in_flight}": (1, in_flight), f"h2_{in_flight}x1": (in_flight, 1)}
+
+
+def h2load(port: int, seconds: float, connections: int, streams: int) -> tuple[float, int, int]:
+    """The signed request over h2c (prior knowledge) for `seconds`: (requests/s, non-2xx or failed, completed)."""
+    path, headers, body = signed_request(port)
+    with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as data:
+        data.write(body)
+    args = ["h2load", "-D", str(seconds), "-c", str(connections), "-m", str(streams), "-d", data.name]
+    for key, value in headers.items():
+        if key.lower() not in ("host", "content-length"):
+            args += ["-H", f"{key}: {value}"]
+    try:
+        out = subprocess.run([*args, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True,
+                             timeout=seconds + 60).stdout
+    finally:
+        os.unlink(data.name)
+    done = re.search(r"finished in [\d.]+\w*, ([\d.]+) req/s", out)
+    counts = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, "
+                       r"(\d+) timeout", out)
+    if not done or not counts:
+        raise RuntimeError(f"h2load failed:\n{out}")
+    completed, ok, *bad = (int(n) for n in counts.groups())
+    return float(done.group(1)) * ok / max(completed, 1), sum(bad), completed
 
 
 class MiniStack:
@@ -134,29 +169,53 @@ def compare(args) -> dict:
     theirs = MiniStack(executable)
     requests, connections = args.protocol_requests, args.protocol_connections
     use_wrk = shutil.which("wrk") is not None
+    use_h2 = shutil.which("h2load") is not None
+    kinds = h2_kinds(connections) if use_h2 else {}
 
-    def measure(port: int) -> tuple[float, int]:
-        return wrk(port, 5, connections) if use_wrk else drive(port, requests, connections)
+    def measure(port: int) -> tuple[float, int, int]:
+        if use_wrk:
+            return wrk(port, 5, connections)
+        rps, bad = drive(port, requests, connections)
+        return rps, bad, requests
 
     result = {"concurrency": connections, "load_generator": "wrk -t1, 5 s" if use_wrk else f"aiohttp, {requests} requests",
               "emulator_rps": [], "ministack_rps": [], "failures": {"emulator": 0, "ministack": 0},
-              "emulator_cpu_us_per_request": [], "ministack_cpu_us_per_request": []}
+              "emulator_cpu_us_per_request": [], "ministack_cpu_us_per_request": [], "loadavg_by_round": []}
+    if use_h2:
+        result["h2_load_generator"] = "h2load (nghttp2), h2c prior knowledge, 5 s"
+        for kind in kinds:
+            for name in ("emulator", "ministack"):
+                result[f"{name}_{kind}_rps"], result[f"{name}_{kind}_cpu_us_per_request"] = [], []
+                result["failures"][f"{name}_{kind}"] = 0
     processes = {"emulator": ours.proc.pid, "ministack": theirs.proc.pid}
     try:
         drive(ours.port, requests // 4, connections)  # warm-ups, not counted
         drive(theirs.port, requests // 4, connections)
         for round_ in range(args.rounds):
-            for name, port in (("emulator", ours.port), ("ministack", theirs.port)):
+            order = [("emulator", ours.port), ("ministack", theirs.port)]
+            for name, port in order if round_ % 2 == 0 else order[::-1]:  # who goes first alternates
                 cpu_before = cpu_seconds(processes[name])
-                rps, failures = measure(port)
-                answered = rps * 5 if use_wrk else requests
+                rps, failures, answered = measure(port)
                 result[f"{name}_rps"].append(rps)
                 result[f"{name}_cpu_us_per_request"].append((cpu_seconds(processes[name]) - cpu_before) / answered * 1e6)
                 result["failures"][name] += failures
-            print(f"  protocol round {round_}: emulator {result['emulator_rps'][-1]:.0f} req/s "
-                  f"({result['emulator_cpu_us_per_request'][-1]:.0f} us CPU each), MiniStack "
-                  f"{result['ministack_rps'][-1]:.0f} req/s ({result['ministack_cpu_us_per_request'][-1]:.0f} us)",
-                  flush=True)
+                for kind, (clients, streams) in kinds.items():
+                    cpu_before = cpu_seconds(processes[name])
+                    rps, failures, answered = h2load(port, 5, clients, streams)
+                    result[f"{name}_{kind}_rps"].append(rps)
+                    result[f"{name}_{kind}_cpu_us_per_request"].append(
+                        (cpu_seconds(processes[name]) - cpu_before) / max(answered, 1) * 1e6)
+                    result["failures"][f"{name}_{kind}"] += failures
+            result["loadavg_by_round"].append(os.getloadavg()[0])
+            line = (f"  protocol round {round_} (load {os.getloadavg()[0]:.1f}): HTTP/1.1 emulator "
+                    f"{result['emulator_rps'][-1]:.0f} req/s ({result['emulator_cpu_us_per_request'][-1]:.0f} us CPU "
+                    f"each), MiniStack {result['ministack_rps'][-1]:.0f} req/s "
+                    f"({result['ministack_cpu_us_per_request'][-1]:.0f} us)")
+            for kind in kinds:
+                line += (f"; {kind} emulator {result[f'emulator_{kind}_rps'][-1]:.0f} "
+                         f"({result[f'emulator_{kind}_cpu_us_per_request'][-1]:.0f} us), MiniStack "
+                         f"{result[f'ministack_{kind}_rps'][-1]:.0f} ({result[f'ministack_{kind}_cpu_us_per_request'][-1]:.0f} us)")
+            print(line, flush=True)
         result["ministack_version"] = theirs.version()
     finally:
         theirs.stop()

@@ -184,6 +184,19 @@ def table(results: dict) -> str:
             ours, theirs = median(r["emulator_cpu_us_per_request"]), median(r["ministack_cpu_us_per_request"])
             rows.append(f"| 4b. the same, server CPU time per request | {ours:.0f} us | MiniStack {theirs:.0f} us | "
                         f"{theirs / ours:.2f}x | >= 2.0x |")
+        h1 = median(r["emulator_rps"])
+        for kind in [k[len("emulator_"):-len("_rps")] for k in r if k.startswith("emulator_h2_") and k.endswith("_rps")]:
+            ours, theirs = median(r[f"emulator_{kind}_rps"]), median(r[f"ministack_{kind}_rps"])
+            cpu_ours, cpu_theirs = (median(r[f"{n}_{kind}_cpu_us_per_request"]) for n in ("emulator", "ministack"))
+            shape = kind[3:].replace("x", " connection(s) x ") + " stream(s)"
+            failed = r["failures"].get(f"ministack_{kind}", 0)
+            rows.append(f"| 4c. the same over HTTP/2 (h2c, {shape}) | {ours:.0f} req/s, {cpu_ours:.0f} us CPU "
+                        f"({ours / h1:.2f}x our HTTP/1.1) | MiniStack {theirs:.0f} req/s, {cpu_theirs:.0f} us CPU"
+                        f"{f', {failed} failed' if failed else ''} | {ours / theirs if theirs else float('inf'):.2f}x req/s, "
+                        f"{cpu_theirs / cpu_ours:.2f}x CPU | >= 2.0x |")
+        if r.get("loadavg_by_round"):
+            rows.append(f"| (protocol rounds' 1-minute load average) | {', '.join(f'{x:.1f}' for x in r['loadavg_by_round'])} "
+                        f"| | | |")
     if "agreement" in results:
         r = results["agreement"]
         llama = (f"llama.cpp {r['llama_identical_prompts']}/{r['prompts']}, {r['llama_token_agreement']:.1%}"
