@@ -7,12 +7,16 @@ engines at scrape time. One registry per app: two emulators in one process (test
 
 from __future__ import annotations
 
+import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 from ..testing.invocation_log import Invocation
 
@@ -25,6 +29,64 @@ RATE_BUCKETS = (1, 5, 10, 25, 50, 100, 200, 400, 800)  # output tokens per secon
 # without bound (memory, and a scrape that takes longer with every new id).
 MAX_LABEL_VALUES = 200
 OTHER = "other"
+
+
+class _Counter:
+    """A labelled counter kept as plain numbers (prometheus_client's own takes a lock and checks per `inc`, a
+    measurable share of a scripted request); exposed as Prometheus' counter, `_created` included."""
+
+    def __init__(self, name: str, documentation: str, labels: list[str]) -> None:
+        self.name, self.documentation, self.labels = f"{NAMESPACE}_{name}", documentation, labels
+        self.values: dict[tuple[str, ...], list[float]] = {}  # labels -> [value, created]
+
+    def inc(self, labels: tuple[str, ...], amount: float = 1) -> None:
+        entry = self.values.get(labels)
+        if entry is None:
+            entry = self.values[labels] = [0.0, time.time()]
+        entry[0] += amount
+
+    def family(self) -> CounterMetricFamily:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        for labels, (value, created) in list(self.values.items()):
+            family.add_metric(list(labels), value, created=created)
+        return family
+
+
+class _Histogram:
+    """A labelled histogram kept as plain bucket counts; exposed as Prometheus' histogram."""
+
+    def __init__(self, name: str, documentation: str, labels: list[str], buckets: tuple[float, ...]) -> None:
+        self.name, self.documentation, self.labels = f"{NAMESPACE}_{name}", documentation, labels
+        self.bounds = [float(b) for b in buckets]
+        self.les = [floatToGoString(b) for b in self.bounds] + ["+Inf"]
+        self.values: dict[tuple[str, ...], list] = {}  # labels -> [counts per bucket (not cumulative), sum, created]
+
+    def observe(self, labels: tuple[str, ...], amount: float) -> None:
+        entry = self.values.get(labels)
+        if entry is None:
+            entry = self.values[labels] = [[0] * len(self.les), 0.0, time.time()]
+        entry[0][bisect_left(self.bounds, amount)] += 1  # the first bucket whose bound is >= amount
+        entry[1] += amount
+
+    def family(self) -> HistogramMetricFamily:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
+        for labels, (counts, total, created) in list(self.values.items()):
+            cumulative, running = [], 0
+            for le, count in zip(self.les, counts):
+                running += count
+                cumulative.append((le, running))
+            family.add_metric(list(labels), cumulative, total)
+            family.samples.append(Sample(f"{self.name}_created", dict(zip(self.labels, labels)), created))
+        return family
+
+
+class _Families(Collector):
+    def __init__(self, metrics: list) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterable:
+        for metric in self._metrics:
+            yield metric.family()
 
 
 class EngineGauges(Collector):
@@ -49,26 +111,20 @@ class Metrics:
     def __init__(self, engines: Callable[[], dict]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ["operation", "model"]
-        self.requests = Counter(f"{NAMESPACE}_requests", "Bedrock calls answered, by outcome.",
-                                [*labels, "status", "error_code"], registry=self.registry)
-        self.input_tokens = Counter(f"{NAMESPACE}_input_tokens", "Input tokens billed.", labels, registry=self.registry)
-        self.output_tokens = Counter(f"{NAMESPACE}_output_tokens", "Output tokens billed.", labels,
-                                     registry=self.registry)
-        self.first_byte = Histogram(f"{NAMESPACE}_time_to_first_byte_seconds",
-                                    "From the request's arrival to the response's status line.", labels,
-                                    buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.latency = Histogram(f"{NAMESPACE}_request_duration_seconds",
-                                 "From the request's arrival to its last byte.", labels,
-                                 buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.speed = Histogram(f"{NAMESPACE}_output_tokens_per_second",
-                               "Output tokens per second of each call that generated some.", labels,
-                               buckets=RATE_BUCKETS, registry=self.registry)
-        self.faults = Counter(f"{NAMESPACE}_faults_fired", "Injected faults that fired, by fault id.",
-                              [*labels, "fault"], registry=self.registry)
-        self.scripted = Counter(f"{NAMESPACE}_scripted_responses", "Calls answered by a scripted rule.",
-                                [*labels, "rule"], registry=self.registry)
+        self.requests = _Counter("requests", "Bedrock calls answered, by outcome.", [*labels, "status", "error_code"])
+        self.input_tokens = _Counter("input_tokens", "Input tokens billed.", labels)
+        self.output_tokens = _Counter("output_tokens", "Output tokens billed.", labels)
+        self.first_byte = _Histogram("time_to_first_byte_seconds",
+                                     "From the request's arrival to the response's status line.", labels, LATENCY_BUCKETS)
+        self.latency = _Histogram("request_duration_seconds", "From the request's arrival to its last byte.", labels,
+                                  LATENCY_BUCKETS)
+        self.speed = _Histogram("output_tokens_per_second", "Output tokens per second of each call that generated some.",
+                                labels, RATE_BUCKETS)
+        self.faults = _Counter("faults_fired", "Injected faults that fired, by fault id.", [*labels, "fault"])
+        self.scripted = _Counter("scripted_responses", "Calls answered by a scripted rule.", [*labels, "rule"])
+        self.registry.register(_Families([self.requests, self.input_tokens, self.output_tokens, self.first_byte,
+                                          self.latency, self.speed, self.faults, self.scripted]))
         self.registry.register(EngineGauges(engines))
-        self._children: dict[tuple, object] = {}
         self._values: dict[str, set[str]] = {"model": set(), "fault": set(), "rule": set()}
 
     def _bounded(self, label: str, value: str) -> str:
@@ -80,30 +136,22 @@ class Metrics:
         seen.add(value)
         return value
 
-    def _child(self, metric, *labels: str):
-        """`metric.labels(*labels)`, remembered: prometheus_client checks and locks on every `labels` call."""
-        key = (id(metric), labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
-
     def observe(self, call: Invocation) -> None:
         labels = (call.operation, self._bounded("model", call.model_id or ""))
         code = call.error.code if call.error is not None else ""
-        self._child(self.requests, *labels, str(call.status or 0), code).inc()
-        self._child(self.input_tokens, *labels).inc(call.input_tokens or 0)
-        self._child(self.output_tokens, *labels).inc(call.output_tokens or 0)
+        self.requests.inc((*labels, str(call.status or 0), code))
+        self.input_tokens.inc(labels, call.input_tokens or 0)
+        self.output_tokens.inc(labels, call.output_tokens or 0)
         if call.first_byte_ms is not None:
-            self._child(self.first_byte, *labels).observe(call.first_byte_ms / 1000)
+            self.first_byte.observe(labels, call.first_byte_ms / 1000)
         if call.latency_ms is not None:
-            self._child(self.latency, *labels).observe(call.latency_ms / 1000)
+            self.latency.observe(labels, call.latency_ms / 1000)
             if call.output_tokens and call.latency_ms:
-                self._child(self.speed, *labels).observe(call.output_tokens / (call.latency_ms / 1000))
+                self.speed.observe(labels, call.output_tokens / (call.latency_ms / 1000))
         for fault in call.faults:
-            self._child(self.faults, *labels, self._bounded("fault", fault)).inc()
+            self.faults.inc((*labels, self._bounded("fault", fault)))
         if call.rule is not None:
-            self._child(self.scripted, *labels, self._bounded("rule", call.rule)).inc()
+            self.scripted.inc((*labels, self._bounded("rule", call.rule)))
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
