@@ -105,11 +105,12 @@ class Shutdown:
 
         Each step is awaited in the caller's own task (a task per event cost a fifth of a scripted request);
         `end_generations` cancels the tasks that are inside a step, and that cancellation becomes the event."""
+        stepping, current_task = self._stepping, asyncio.current_task
         async with aclosing(events):
             while not self.ending:
-                task = asyncio.current_task()
+                task = current_task()
                 assert task is not None
-                self._stepping[task] = self._stepping.get(task, 0) + 1
+                stepping[task] = stepping.get(task, 0) + 1
                 try:
                     event = await anext(events)
                 except StopAsyncIteration:
@@ -119,10 +120,10 @@ class Shutdown:
                         raise
                     break
                 finally:
-                    depth = self._stepping.pop(task) - 1
+                    depth = stepping.pop(task) - 1
                     if depth:
-                        self._stepping[task] = depth
-                if self._consume_interruption(task):  # the step finished as the cancel arrived: it still ends here
+                        stepping[task] = depth
+                if self._interrupted and self._consume_interruption(task):  # the step ended as the cancel came
                     break
                 yield event
                 if isinstance(event, Failed):

@@ -183,7 +183,10 @@ class Invocation:
 
     def answered(self, response: web.StreamResponse) -> None:
         self.status = response.status
-        self.output_content_type = response.headers.get("X-Amzn-Bedrock-Content-Type") or response.content_type
+        declared = response.headers.get("X-Amzn-Bedrock-Content-Type") or response.headers.get("Content-Type")
+        # The usual plain value as it is; anything else through aiohttp's parser (which costs more than the rest here)
+        self.output_content_type = declared if declared == "application/json" else \
+            response.headers.get("X-Amzn-Bedrock-Content-Type") or response.content_type
         if self.frames is None and isinstance(response, web.Response) and isinstance(response.body, bytes):
             self.raw_response, self.response_size = _kept(response.body)
         if self.input_tokens is None:  # operations that do not generate (e.g. embeddings) report them in headers
