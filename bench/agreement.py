@@ -42,11 +42,11 @@ def _prefix(got: list[int], want: list[int]) -> int:
     return same
 
 
-def measure(tokens: int, threads: int = 1) -> dict:
+def measure(tokens: int, threads: int = 1, llama_python: str | None = None) -> dict:
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     from bench.common import LlamaCpp, converted_folder
-    from emulator.engine import decoder, encoder, text_model
+    from emulator.engine import decoder, encoder, sources, text_model
 
     folder = converted_folder()
     torch.manual_seed(0)
@@ -54,11 +54,16 @@ def measure(tokens: int, threads: int = 1) -> dict:
     reference = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     weights = text_model.weight_format(torch.device("cpu"))
     config = json.loads((folder / "config.json").read_text())
-    fast = decoder.Decoder(config, decoder.load_packed(folder, weights), weights, torch.device("cpu"))
+    # BEDROCK_EMULATOR_COMPILE=1: the compiled decode step (emulator/engine/compiled.py), waited for
+    fast = decoder.Decoder(config, decoder.load_packed(folder, weights), weights, torch.device("cpu"),
+                           compile_step=True, compile_cache=sources.default_cache_dir() / "inductor")
+    if fast.compiled is not None:
+        fast.compiled.ready.wait()
+        print(f"  agreement: compiled decode step {'failed' if fast.compiled.error else 'ready'}", flush=True)
     eos = reference.generation_config.eos_token_id
     per_prompt = []
     try:
-        llama = LlamaCpp(threads)
+        llama = LlamaCpp(threads, llama_python)
     except Exception as exc:  # llama-cpp-python not installed (`pip install -e '.[bench]'`): the emulator's figure alone
         print(f"  agreement: llama.cpp baseline unavailable ({type(exc).__name__}); measuring the emulator only")
         llama = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -56,6 +57,18 @@ class Emulator:
                 pass
             time.sleep(0.02)
         raise TimeoutError("emulator did not become healthy")
+
+    def wait_compiled(self, timeout: float = 900) -> None:
+        """With BEDROCK_EMULATOR_COMPILE=1, wait until the background compile of the decode step has ended."""
+        if os.environ.get("BEDROCK_EMULATOR_COMPILE") != "1":
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = Path(self.log.name).read_text()
+            if "compiled decode step ready" in text or "compiling the decode step failed" in text:
+                return
+            time.sleep(0.5)
+        raise TimeoutError("the decode step did not compile")
 
     def rss_mb(self) -> float:
         import psutil
@@ -126,12 +139,29 @@ def gguf_path() -> Path:
                            sources.default_cache_dir())
 
 
-def chat_ids(prompt: str) -> list[int]:
-    """The prompt's token ids exactly as the emulator renders it (the model's own chat template)."""
+def long_prompt(tokens: int) -> str:
+    """A user message whose rendered prompt is about `tokens` tokens (numbered sentences, so nothing repeats)."""
+    sentences, n = [], 0
+    while n < tokens:
+        sentences.append(f"Fact {len(sentences) + 1}: the dragon's kitchen has {len(sentences) + 7} copper pots.")
+        n += 16  # about 16 tokens per sentence; refined below
+        if n >= tokens:
+            n = len(chat_ids(" ".join(sentences) + " Summarize these facts."))
+    return " ".join(sentences) + " Summarize these facts."
+
+
+@functools.lru_cache(maxsize=1)
+def _tokenizer():
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(converted_folder())
+    return AutoTokenizer.from_pretrained(converted_folder())
+
+
+def chat_ids(prompt: str) -> list[int]:
+    """The prompt's token ids exactly as the emulator renders it (the model's own chat template)."""
     from emulator.engine.text_model import render_chat
+
+    tok = _tokenizer()
 
     text = render_chat(tok, [{"role": "user", "content": prompt}])
     return tok(text, add_special_tokens=False)["input_ids"]

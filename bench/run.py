@@ -1,7 +1,7 @@
 """Every performance figure of the README against its baseline, in one run: `python bench/run.py`.
 
 Sub-benchmarks (`--only a,b`): single (one ConverseStream vs llama.cpp), batch (16 concurrent ConverseStreams vs
-llama.cpp single-stream), start (second start to healthy, resident memory), protocol (scripted Converse
+llama.cpp single-stream), ttft (time to first token of a ~1,000-token prompt vs llama.cpp's), start (second start to healthy, resident memory), protocol (scripted Converse
 requests/s vs MiniStack), agreement (greedy tokens vs transformers' float32 reference).
 
 Fairness: both sides of a ratio get the same prompt tokens, token count and thread count, run interleaved in the
@@ -24,10 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import LONG_PROMPT, ROOT, Emulator, LlamaCpp, chat_ids, client, median, stream_once  # noqa: E402
+from bench.common import (  # noqa: E402
+    LONG_PROMPT, ROOT, Emulator, LlamaCpp, chat_ids, client, long_prompt, median, stream_once,
+)
 
 RESULTS = ROOT / "bench" / "results"
 TOKENS = 128
+PROMPT_TOKENS = 1000  # the time-to-first-token prompt
 
 
 def single(args, results: dict) -> None:
@@ -42,6 +45,7 @@ def _single(args, threads: int, results: dict) -> None:
     ids = chat_ids(LONG_PROMPT)
     server = Emulator(threads)
     server.wait_healthy()
+    server.wait_compiled()
     llama = LlamaCpp(threads, args.llama_python)
     bedrock = client(server.url)
     ours, theirs = [], []
@@ -93,6 +97,7 @@ def _batch(args, threads: int, results: dict) -> None:
     ids = chat_ids(LONG_PROMPT)
     server = Emulator(threads)
     server.wait_healthy()
+    server.wait_compiled()
     llama = LlamaCpp(threads, args.llama_python)
     clients = [client(server.url) for _ in range(args.concurrency)]
     requests = _batch_requests(args.concurrency)
@@ -129,6 +134,39 @@ def _batch(args, threads: int, results: dict) -> None:
                         "llama_decode_tok_s": singles, "rss_after_batch_mb": rss}
 
 
+def ttft(args, results: dict) -> None:
+    """Time to first token for a ~1,000-token prompt at each thread count (the default first: the headline)."""
+    for threads in args.thread_counts:
+        _ttft(args, threads, results.setdefault("ttft_by_threads", {}))
+    results["ttft"] = results["ttft_by_threads"][str(args.thread_counts[0])]
+
+
+def _ttft(args, threads: int, results: dict) -> None:
+    """ConverseStream's first text vs llama.cpp's first token for the same ~1,000 prompt ids, interleaved."""
+    prompt = long_prompt(PROMPT_TOKENS)
+    ids = chat_ids(prompt)
+    server = Emulator(threads)
+    server.wait_healthy()
+    server.wait_compiled()
+    llama = LlamaCpp(threads, args.llama_python)
+    bedrock = client(server.url)
+    ours, theirs = [], []
+    try:
+        for round_ in range(args.rounds + 1):  # round 0 warms both up and is dropped
+            mine = stream_once(bedrock, prompt, {"temperature": 0, "maxTokens": 4})
+            base = llama.generate(ids, 2)
+            if round_:
+                ours.append(mine["ttft_s"])
+                theirs.append(base["ttft_s"])
+            print(f"  ttft ({threads} threads, {len(ids)} prompt tokens) round {round_}: emulator {mine['ttft_s']:.2f} s, "
+                  f"llama.cpp {base['ttft_s']:.2f} s", flush=True)
+    finally:
+        llama.stop()
+        server.stop()
+    results[str(threads)] = {"prompt_tokens": len(ids), "threads": threads, "llama": llama.info,
+                             "emulator_ttft_s": ours, "llama_ttft_s": theirs}
+
+
 def start(args, results: dict) -> None:
     """Seconds from `python -m emulator serve` to a healthy server with warm caches; its resident memory."""
     warm = Emulator(args.thread_counts[0])  # makes sure every cache is filled (first start after a change converts)
@@ -155,10 +193,10 @@ def protocol(args, results: dict) -> None:
 def agreement(args, results: dict) -> None:
     from bench.agreement import measure
 
-    results["agreement"] = measure(args.agreement_tokens, args.thread_counts[0])
+    results["agreement"] = measure(args.agreement_tokens, args.thread_counts[0], args.llama_python)
 
 
-BENCHES = {"single": single, "batch": batch, "start": start, "protocol": protocol, "agreement": agreement}
+BENCHES = {"single": single, "batch": batch, "ttft": ttft, "start": start, "protocol": protocol, "agreement": agreement}
 
 
 def table(results: dict) -> str:
@@ -171,6 +209,10 @@ def table(results: dict) -> str:
         ours, theirs = median([x["tok_s"] for x in r["rounds"]]), median(r["llama_decode_tok_s"])
         rows.append(f"| 2. {r['concurrency']} concurrent streams, aggregate, {r['threads']} thread(s) | {ours:.1f} tok/s | "
                     f"llama.cpp single {theirs:.1f} tok/s | {ours / theirs:.2f}x | >= 3.0x |")
+    for r in (results.get("ttft_by_threads") or {}).values():
+        ours, theirs = median(r["emulator_ttft_s"]), median(r["llama_ttft_s"])
+        rows.append(f"| 1b. time to first token, {r['prompt_tokens']}-token prompt, {r['threads']} thread(s) | "
+                    f"{ours:.2f} s | llama.cpp {theirs:.2f} s | {theirs / ours:.2f}x | >= 1.0x |")
     if "start" in results:
         r = results["start"]
         rows.append(f"| 3a. second start to healthy | {median(r['healthy_s']):.2f} s | - | - | <= 3 s |")
@@ -223,11 +265,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--agreement-tokens", type=int, default=64)
     parser.add_argument("--llama-python", default=None, help="python with llama-cpp-python (default: this one)")
+    parser.add_argument("--compile", action="store_true",
+                        help="BEDROCK_EMULATOR_COMPILE=1 (the compiled decode step); each server is measured once ready")
     parser.add_argument("--ministack", default=None, help="ministack executable (default: `ministack` on PATH)")
     parser.add_argument("--protocol-requests", type=int, default=2000, help="Converse requests per protocol round")
     parser.add_argument("--protocol-connections", type=int, default=16)
     args = parser.parse_args()
     args.thread_counts = [int(t) for t in str(args.threads).split(",")]
+    if args.compile:
+        os.environ["BEDROCK_EMULATOR_COMPILE"] = "1"  # inherited by every emulator this run starts
     args.threads = args.thread_counts[0]
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "latest.json"
@@ -242,7 +288,7 @@ def main() -> None:
         out.write_text(json.dumps(results, indent=1))
     results["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                           "loadavg_before": load_before, "loadavg_after": os.getloadavg(), "load_by_bench": by_bench,
-                          "threads": args.thread_counts, "command": " ".join(sys.argv),
+                          "threads": args.thread_counts, "command": " ".join(sys.argv), "compiled": args.compile,
                           "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     out.write_text(json.dumps(results, indent=1))
     (RESULTS / f"run-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(results, indent=1))  # kept per run

@@ -101,7 +101,10 @@ class TextModel:
         config = json.loads((folder / "config.json").read_text())
         weights = weight_format(device)
         if weights != "reference" and decoder.supports(config):
-            runner = decoder.Decoder(config, decoder.load_packed(folder, weights), weights, device, PREFILL_CHUNK)
+            from .sources import default_cache_dir
+
+            runner = decoder.Decoder(config, decoder.load_packed(folder, weights), weights, device, PREFILL_CHUNK,
+                                     compile_step=True, compile_cache=default_cache_dir() / "inductor")
         else:
             from transformers import AutoModelForCausalLM
 
