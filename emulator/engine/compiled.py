@@ -12,8 +12,9 @@ How it is kept out of the way:
   compiling fails: no C++ compiler, an unsupported torch) the eager path serves, and a failure is logged once.
 - inductor's artefacts (FX graph and AOT caches) live under the emulator's cache dir (`inductor/`, unless
   TORCHINDUCTOR_CACHE_DIR is set), so a later start only re-traces (seconds, in the background) instead of compiling.
-- Once ready, dynamo's stance is "eager_on_recompile": an input the graphs were not built for runs eagerly instead
-  of compiling on the generation thread.
+- The graphs are warmed up on shapes that no live step specialises on (batch size >= 2 for the batch graph, cache
+  rows >= 2, lengths >= 2), so a live step does not recompile. (dynamo's "eager_on_recompile" stance would make
+  that certain, but a stance is process-wide: it would also stop a second model's background compile.)
 
 Off unless BEDROCK_EMULATOR_COMPILE=1. Measured on the shared 2-core machine (bench/RESULTS.md, issue 19): ~10%
 less CPU per token, but a cold compile costs ~150 s of CPU and even a warm start re-traces for ~37 s of CPU
@@ -72,8 +73,6 @@ class CompiledSteps:
             with torch.inference_mode():
                 self._warm_up(compiled, False)
                 self._warm_up(compiled, True)
-            # From now on a guard miss runs eagerly rather than compiling on the generation thread.
-            torch.compiler.set_stance("eager_on_recompile")
             self._compiled = compiled
             self.seconds = time.monotonic() - started
             log.info("compiled decode step ready in %.1fs", self.seconds)
