@@ -45,6 +45,11 @@ PACK_VERSION = 3
 # weights in oneDNN's blocked layout is faster: one read serves every row. Prompts stay on the int4 weights (GGUF's
 # own values, exactly), whose numerics every single-stream token also gets; bfloat16 rounds them slightly.
 DENSE_FROM_ROWS = 16
+# Intra-op threads for a one-sequence decode step (BEDROCK_EMULATOR_STREAM_THREADS; 0 = torch's count). Its 121
+# small matmuls are 121 OpenMP barriers per token: with every core in the pool, the event loop streaming each token
+# (and any other process) preempts a pool thread and the barrier waits out a scheduler slice. One thread measured
+# as fast or faster at 2 threads on this 2-core machine (bench/RESULTS.md, issue 19); prompts and batches keep all.
+STREAM_THREADS_ENV = "BEDROCK_EMULATOR_STREAM_THREADS"
 RESCORE_MARGIN = 2.0  # LM-head logits this close to a row's best are recomputed in float32
 RESCORE_LIMIT = 64  # at most this many per row
 GROUP = 32  # int4 group size: GGUF's Q4 block, so a Q4_1 checkpoint round-trips exactly
@@ -271,6 +276,7 @@ class Decoder:
         rot[torch.arange(half), torch.arange(half) + half] = 1.0
         self.eye, self.rot = eye.to(device), rot.to(device)
         self.scale = 1.0 / math.sqrt(self.head_dim)
+        self.stream_threads = int(os.environ.get(STREAM_THREADS_ENV) or 1)
         self.compiled: compiled.CompiledSteps | None = None
         if compile_step and weights == "int4" and compiled.wanted(device):
             self.compiled = compiled.CompiledSteps(self._step, self._warm_up, DENSE_FROM_ROWS, compile_cache)
@@ -380,12 +386,22 @@ class Decoder:
         self.cache.ensure(b, length, self.context_length)
         pos = torch.tensor(positions, device=self.device)
         ids_t = torch.tensor(tokens, device=self.device)
+        if b == 1 and 0 < self.stream_threads < torch.get_num_threads():
+            threads = torch.get_num_threads()
+            torch.set_num_threads(self.stream_threads)
+            try:
+                return self._decode(ids_t, pos, length, positions[0], b)
+            finally:
+                torch.set_num_threads(threads)
+        return self._decode(ids_t, pos, length, positions[0], b)
+
+    def _decode(self, ids_t: torch.Tensor, pos: torch.Tensor, length: int, at: int, b: int) -> torch.Tensor:
         step = self.compiled.get(b) if self.compiled is not None else None
         if step is not None:
             x, approximate = step(ids_t, pos, length, self.cache.k, self.cache.v, b > 1)
             return self._rescore(x, approximate)
         if b == 1:  # one stream: its token sees the whole prefix, no mask
-            return self._forward(ids_t, pos, 0, 1, length, None, only_last=False, at=positions[0])
+            return self._forward(ids_t, pos, 0, 1, length, None, only_last=False, at=at)
         mask = (torch.arange(length, device=self.device)[None, :] <= pos[:, None])[:, None, None, :]
         return self._forward(ids_t, pos, 0, b, length, mask, only_last=False)
 
