@@ -110,11 +110,11 @@ def _batch(args, threads: int, results: dict) -> None:
                 inference, extra = requests[i]
                 replies[i] = stream_once(clients[i], LONG_PROMPT, inference, extra)
 
-            threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
+            workers = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
             started = time.perf_counter()
-            for t in threads:
+            for t in workers:
                 t.start()
-            for t in threads:
+            for t in workers:
                 t.join()
             wall = time.perf_counter() - started
             tokens = sum(r["tokens"] for r in replies)
