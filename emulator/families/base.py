@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from ..catalog import Entry
@@ -162,13 +162,17 @@ class TextFamily(Family):
         if value is _MISSING or value is None:
             default = entry.defaults.get(name, self.defaults.get(name))
             return default
-        pointer = "#/" + "/".join(path)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or \
                 (integer and isinstance(value, float) and not value.is_integer()):
+            pointer = "#/" + "/".join(path)
             raise malformed_native(f"{pointer}: expected type: {'Integer' if integer else 'Number'}, found: {type(value).__name__}")
+        lo, hi = self.ranges.get(name, (None, None))
+        if (lo is None or value >= lo) and (hi is None or value <= hi) and \
+                not (isinstance(value, int) and value.bit_length() > 1000):
+            return value  # in range (the usual case): no message to build
+        pointer = "#/" + "/".join(path)
         if isinstance(value, int) and value.bit_length() > 1000:  # past float's range: no sampling knob takes it
             raise malformed_native(f"{pointer}: {quoted(str(value), 40)} is not less or equal to {2**63 - 1}")
-        lo, hi = self.ranges.get(name, (None, None))
         if lo is not None and value < lo:
             raise malformed_native(f"{pointer}: {number_text(value)} is not greater or equal to {number_text(lo)}")
         if hi is not None and value > hi:
@@ -286,7 +290,12 @@ NATURAL_BUDGET_ENV = "BEDROCK_EMULATOR_NATURAL_BUDGET"
 
 def natural_budget() -> int:
     """The fallback token budget of a request that sets no limit (the loop guard usually ends it far sooner)."""
+    return _budget(os.environ.get(NATURAL_BUDGET_ENV, "1024"))
+
+
+@lru_cache(maxsize=8)
+def _budget(text: str) -> int:  # read per request (tests change it), parsed once per value
     try:
-        return max(1, int(os.environ.get(NATURAL_BUDGET_ENV, "1024")))
+        return max(1, int(text))
     except ValueError:
         return 1024

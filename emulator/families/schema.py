@@ -126,42 +126,42 @@ def _pointer(path: tuple) -> str:
 def violations(spec: Spec, value: Any, path: tuple = (), require: bool = True) -> list[str]:
     """Every violation of `spec` by `value`. `require=False` skips required-key checks (partial bodies)."""
     out: list[str] = []
-    at = _pointer(path)
+    # The pointer is only built for a message: a valid body (the usual one) never pays for it.
     if spec.types and not any(_is(kind, value) for kind in spec.types):
         names = [_TYPE_NAMES[kind] for kind in spec.types]
         expected = names[0] if len(names) == 1 else f"one of [{', '.join(names)}]"
-        return [f"{at}: expected type: {expected}, found: {_found(value)}"]
+        return [f"{_pointer(path)}: expected type: {expected}, found: {_found(value)}"]
     if spec.enum is not None and value not in spec.enum:
         shown = number_text(value) if isinstance(value, float) else quoted(value)
-        out.append(f"{at}: {shown} is not a valid enum value")
+        out.append(f"{_pointer(path)}: {shown} is not a valid enum value")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if spec.minimum is not None and value < spec.minimum:
-            out.append(f"{at}: {number_text(value)} is not greater or equal to {number_text(spec.minimum)}")
+            out.append(f"{_pointer(path)}: {number_text(value)} is not greater or equal to {number_text(spec.minimum)}")
         if spec.maximum is not None and value > spec.maximum:
-            out.append(f"{at}: {number_text(value)} is not less or equal to {number_text(spec.maximum)}")
-    if isinstance(value, str):
+            out.append(f"{_pointer(path)}: {number_text(value)} is not less or equal to {number_text(spec.maximum)}")
+    elif isinstance(value, str):
         if spec.min_length is not None and len(value) < spec.min_length:
-            out.append(f"{at}: expected minLength: {spec.min_length}, actual: {len(value)}")
+            out.append(f"{_pointer(path)}: expected minLength: {spec.min_length}, actual: {len(value)}")
         if spec.max_length is not None and len(value) > spec.max_length:
-            out.append(f"{at}: expected maxLength: {spec.max_length}, actual: {len(value)}")
+            out.append(f"{_pointer(path)}: expected maxLength: {spec.max_length}, actual: {len(value)}")
         if spec.pattern is not None and not _regex(spec.pattern).search(value):
-            out.append(f"{at}: string [{quoted(value)}] does not match pattern {spec.pattern}")
-    if isinstance(value, list):
+            out.append(f"{_pointer(path)}: string [{quoted(value)}] does not match pattern {spec.pattern}")
+    elif isinstance(value, list):
         if spec.min_items is not None and len(value) < spec.min_items:
-            out.append(f"{at}: expected minimum item count: {spec.min_items}, found: {len(value)}")
+            out.append(f"{_pointer(path)}: expected minimum item count: {spec.min_items}, found: {len(value)}")
         if spec.max_items is not None and len(value) > spec.max_items:
-            out.append(f"{at}: expected maximum item count: {spec.max_items}, found: {len(value)}")
+            out.append(f"{_pointer(path)}: expected maximum item count: {spec.max_items}, found: {len(value)}")
         if spec.items is not None:
             for i, item in enumerate(value):
                 out += violations(spec.items, item, (*path, i), require)
-    if isinstance(value, dict) and "object" in spec.types:
+    elif isinstance(value, dict) and "object" in spec.types:
         if require:
-            out += [f"{at}: required key [{key}] not found" for key in spec.required if key not in value]
+            out += [f"{_pointer(path)}: required key [{key}] not found" for key in spec.required if key not in value]
+        properties = spec.properties
         if spec.closed:
-            out += [f"{at}: extraneous key [{key}] is not permitted" for key in value if key not in spec.properties]
-        for key, sub in spec.properties.items():
-            if key in value:
-                out += violations(sub, value[key], (*path, key), require)
+            out += [f"{_pointer(path)}: extraneous key [{key}] is not permitted" for key in value if key not in properties]
+        for key in [key for key in properties if key in value] if len(value) else ():
+            out += violations(properties[key], value[key], (*path, key), require)
     return out
 
 

@@ -43,12 +43,16 @@ class Routes:
             labels: dict[str, str] = {}
             for (is_label, part), segment in zip(pattern, segments):
                 if is_label:
-                    labels[part] = unquote(segment)
+                    labels[part] = _decoded(segment)
                 elif part != segment:
                     break
             else:
                 return Route(operation, labels)
         return None
+
+
+# Clients send the same few model ids over and over: each segment is decoded once (bounded, so any path is fine).
+_decoded = lru_cache(maxsize=256)(unquote)
 
 
 def _segments(path: str) -> list[str]:
