@@ -115,14 +115,18 @@ def check_media(params: dict, media: frozenset[str]) -> None:
     for i, message in enumerate(params.get("messages") or []):
         role = message["role"]
         content = message.get("content") or []
-        blocks = [(f"messages.{i}.content.{j}", block, False) for j, block in enumerate(content)]
+        blocks = [(j, None, block) for j, block in enumerate(content)]
         for j, block in enumerate(content):
-            for k, item in enumerate((block.get("toolResult") or {}).get("content") or []):
-                blocks.append((f"messages.{i}.content.{j}.toolResult.content.{k}", item, True))
-        for where, block, in_result in blocks:
-            kind = next((k for k in ("image", "document", "video") if k in block), None)
-            if kind is not None and kind not in media:
+            if "toolResult" in block:
+                blocks += [(j, k, item) for k, item in enumerate((block["toolResult"] or {}).get("content") or [])]
+        for j, k, block in blocks:
+            kind = "image" if "image" in block else "document" if "document" in block else "video" if "video" in block else None
+            if kind is None:
+                continue
+            if kind not in media:
                 raise _unsupported(kind)
+            in_result = k is not None
+            where = f"messages.{i}.content.{j}" + (f".toolResult.content.{k}" if in_result else "")
             if kind == "image":
                 images += 1
                 if role != "user":
