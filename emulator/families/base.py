@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Any
 
 from ..catalog import Entry
@@ -193,9 +193,12 @@ class TextFamily(Family):
             max_tokens = entry.max_output_tokens
         # No limit set, or the model's own maximum (what pydantic-ai and LiteLLM send to mean "no limit"): the
         # answer ends naturally (engine/loopguard.py), within the fallback budget. Any lower limit is exact.
-        budget = natural_budget()
-        natural_end = asked is _MISSING or asked is None or (max_tokens == entry.max_output_tokens and max_tokens > budget)
-        fallback = natural_end and max_tokens > budget
+        if asked is _MISSING or asked is None or max_tokens == entry.max_output_tokens:
+            budget = natural_budget()
+            natural_end = asked is _MISSING or asked is None or max_tokens > budget
+            fallback = natural_end and max_tokens > budget
+        else:  # any other explicit limit is exact (one past the model's maximum is refused below)
+            natural_end = fallback = False
         if max_tokens < 1:
             raise malformed_native(f"#/{'/'.join(self.knobs.max_tokens or ())}: {max_tokens} is not greater or equal to 1")
         if max_tokens > entry.max_output_tokens:
@@ -290,12 +293,7 @@ NATURAL_BUDGET_ENV = "BEDROCK_EMULATOR_NATURAL_BUDGET"
 
 def natural_budget() -> int:
     """The fallback token budget of a request that sets no limit (the loop guard usually ends it far sooner)."""
-    return _budget(os.environ.get(NATURAL_BUDGET_ENV, "1024"))
-
-
-@lru_cache(maxsize=8)
-def _budget(text: str) -> int:  # read per request (tests change it), parsed once per value
     try:
-        return max(1, int(text))
+        return max(1, int(os.environ.get(NATURAL_BUDGET_ENV, "1024")))
     except ValueError:
         return 1024

@@ -127,10 +127,14 @@ def violations(spec: Spec, value: Any, path: tuple = (), require: bool = True) -
     """Every violation of `spec` by `value`. `require=False` skips required-key checks (partial bodies)."""
     out: list[str] = []
     # The pointer is only built for a message: a valid body (the usual one) never pays for it.
-    if spec.types and not any(_is(kind, value) for kind in spec.types):
-        names = [_TYPE_NAMES[kind] for kind in spec.types]
-        expected = names[0] if len(names) == 1 else f"one of [{', '.join(names)}]"
-        return [f"{_pointer(path)}: expected type: {expected}, found: {_found(value)}"]
+    if spec.types:  # none: any JSON value
+        for kind in spec.types:
+            if _is(kind, value):
+                break
+        else:
+            names = [_TYPE_NAMES[kind] for kind in spec.types]
+            expected = names[0] if len(names) == 1 else f"one of [{', '.join(names)}]"
+            return [f"{_pointer(path)}: expected type: {expected}, found: {_found(value)}"]
     if spec.enum is not None and value not in spec.enum:
         shown = number_text(value) if isinstance(value, float) else quoted(value)
         out.append(f"{_pointer(path)}: {shown} is not a valid enum value")
