@@ -286,7 +286,7 @@ def decode_blob(value: str) -> bytes:
 
 def check_json_body(body: bytes) -> dict:
     """Parse a JSON request body; anything but a JSON object is a ValidationException, never a 500."""
-    if not body.strip():
+    if not body or body.isspace():  # (no stripped copy of the body)
         return {}
     try:
         parsed = bounds.loads(body)

@@ -307,6 +307,15 @@ class RuleBook:
             self._loaded_files += [self._loaded(rule, str(path)) for rule in load_file(path)]
         self._files = self._fresh_file_rules()
         self._cassettes: list[LoadedRule] = []
+        self._changed()
+
+    def _changed(self) -> None:
+        """What every request asks of the rules, worked out once per change to them rather than per request."""
+        scripted = [r.rule.match for r in self._all() if r.cassette is None]
+        self.wants_body = any(match.body is not None for match in scripted)
+        # Whether matching may take long enough (user regexes) to belong on a worker thread.
+        self.needs_thread = any(match.regex is not None for match in scripted)
+        self.has_cassettes = len(scripted) < len(self._added) + len(self._files) + len(self._cassettes)
 
     def _fresh_file_rules(self) -> list[LoadedRule]:
         return [LoadedRule(r.id, r.rule, r.source) for r in self._loaded_files]
@@ -323,6 +332,7 @@ class RuleBook:
             raise cap_error("run-time rules", MAX_RULES, len(self._added))
         loaded = [self._loaded(rule, "api") for rule in rules]
         self._added += loaded
+        self._changed()
         return loaded
 
     def use_cassettes(self, directory: Path | None, ignore: list[str] | tuple[str, ...] = ()) -> int:
@@ -330,21 +340,14 @@ class RuleBook:
         files = rule_files(directory) if directory is not None and directory.exists() else []
         rules = [rule for path in files for rule in load_file(path, ignore)]
         self._cassettes = [self._loaded(rule, str(directory)) for rule in rules if isinstance(rule, CassetteRule)]
+        self._changed()
         return len(self._cassettes)
 
     def add_cassette(self, cassette: Cassette, path: Path, ignore: list[str] | tuple[str, ...] = ()) -> LoadedRule:
         loaded = self._loaded(cassette_rule(cassette, str(path), ignore), "recorded")
         self._cassettes.append(loaded)
+        self._changed()
         return loaded
-
-    @property
-    def wants_body(self) -> bool:
-        return any(r.cassette is None and r.rule.match.body is not None for r in self._all())
-
-    @property
-    def needs_thread(self) -> bool:
-        """Whether matching may take long enough (user regexes) to belong on a worker thread."""
-        return any(r.cassette is None and r.rule.match.regex is not None for r in self._all())
 
     def match(self, call: Call, body: Any = None) -> LoadedRule | None:
         """The first live scripted rule that fits `call`; using it counts against its `times`. Safe on a worker
@@ -377,16 +380,19 @@ class RuleBook:
         self._added = [r for r in self._added if r.id != rule_id]
         self._files = [r for r in self._files if r.id != rule_id]
         self._cassettes = [r for r in self._cassettes if r.id != rule_id]
+        self._changed()
         return len(self._added) + len(self._files) + len(self._cassettes) < before
 
     def clear(self) -> None:
         """Forget the rules added at run time; file rules stay (they are the server's configuration)."""
         self._added.clear()
+        self._changed()
 
     def reset(self) -> None:
         """Run-time rules gone; file rules back as loaded (unused, removed ones restored); cassettes unused."""
         self.clear()
         self._files = self._fresh_file_rules()
+        self._changed()
         for loaded in self._cassettes:
             loaded.used = 0
 
