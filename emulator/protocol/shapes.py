@@ -178,7 +178,7 @@ class _Compiler:
                 if member is not None and item is not None:
                     present.append((member[0], name, item, member[1]))
             if len(present) > 1:
-                present.sort(key=_first)
+                present.sort()  # by member index alone: the indexes are unique, so no value is ever compared
             for _, name, item, check in present:
                 check(item, prefix + name, errors)
             if union and len(present) != 1:
@@ -217,10 +217,6 @@ class _Compiler:
                 key_check(key, f"{path}.{key}.key", errors)
                 value_check(item, f"{path}.{key}.value", errors)
         return check_map
-
-
-def _first(entry: tuple) -> int:
-    return entry[0]
 
 
 def _length_check(shape: Shape):
