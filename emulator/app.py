@@ -22,7 +22,8 @@ from .engine.sources import default_cache_dir
 from .guardrails import policies as guardrail_policies
 from .lifecycle import DEFAULT_MAX_QUEUE
 from .protocol import control_plane, routing
-from .protocol.access import AccessConfig, install as install_access
+from .protocol.access import AccessConfig
+from .protocol.access import install as install_access
 from .protocol.bounds import MAX_BODY_BYTES, quoted
 from .protocol.errors import BedrockError
 from .protocol.http1 import read_body
@@ -30,7 +31,8 @@ from .protocol.middleware import add_request_id, errors_as_bedrock
 from .protocol.operations import STREAMING_INPUT
 from .recording import mode as recording
 from .service import SERVICE, Service
-from .testing import TestKitConfig, around_operation, install as install_testkit
+from .testing import TestKitConfig, around_operation
+from .testing import install as install_testkit
 
 log = logging.getLogger("emulator")
 

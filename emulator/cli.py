@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import ssl
 import signal
+import ssl
 import sys
 from pathlib import Path
 

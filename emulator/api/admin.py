@@ -36,6 +36,7 @@ from ..testing.ratelimits import RateLimitError, parse_limits
 from ..testing.rules import RuleError, parse_rules
 from .common import json_response
 
+
 def _kit(request: web.Request) -> TestKit:
     return request.config_dict[TESTKIT]
 

@@ -28,8 +28,8 @@ from ..catalog import base_model_id
 from ..families.base import TextFamily
 from ..protocol.errors import BedrockError, validation
 from ..protocol.identity import ACCOUNT_ID, request_region
-from ..service import SERVICE
 from ..protocol.reply import JsonReply
+from ..service import SERVICE
 from .common import Stopwatch, json_response
 from .invoke import invoke_native, text_call
 from .registry import operation

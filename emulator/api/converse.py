@@ -9,18 +9,18 @@ from aiohttp import web
 
 from ..chat.conversation import conversation
 from ..engine.types import Event, Failed, Finished
+from ..families.call import Call
 from ..protocol.errors import BedrockError
 from ..protocol.reply import JsonReply, StreamReply
 from ..protocol.streaming import STREAM_TAP, event_stream
-from ..families.call import Call
 from ..service import SERVICE, Service
 from ..tools.blocks import ReplyBlocks, converse_events
 from ..tools.checks import tool_plan
 from .common import Stopwatch, json_response, model_failure, streamed
-from .registry import operation
 from .content_rules import cache_usage, check_media
 from .converse_input import check_options, check_pointers, response_fields
 from .guarded import converse_guard
+from .registry import operation
 
 
 def _usage(result: Finished, params: dict) -> dict:

@@ -13,18 +13,18 @@ from aiohttp import web
 
 from .. import families
 from ..chat.conversation import conversation
-from ..families.base import TextFamily
 from ..engine.remote import RemoteEmbeddingModel
+from ..families.base import TextFamily
+from ..families.call import Call
 from ..families.embeddings import EmbeddingFamily
 from ..protocol.errors import validation
+from ..protocol.reply import JsonReply
 from ..protocol.shapes import decode_blob
-from ..families.call import Call
 from ..service import SERVICE, Service
 from ..tools.checks import tool_plan
-from ..protocol.reply import JsonReply
 from .common import json_response
-from .registry import operation
 from .invoke import native_body, text_call
+from .registry import operation
 
 
 @operation("CountTokens")

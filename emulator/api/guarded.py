@@ -16,10 +16,10 @@ import re
 import numpy as np
 from aiohttp import web
 
+from ..families.call import Call
 from ..guardrails.grounding import Embedder, GroundingContext
 from ..guardrails.request_path import Guard, GuardSettings
 from ..protocol.errors import validation
-from ..families.call import Call
 from ..service import Service
 
 _NATIVE_CONFIG = "amazon-bedrock-guardrailConfig"

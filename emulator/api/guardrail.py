@@ -12,8 +12,8 @@ from ..protocol import bounds
 from ..protocol.reply import JsonReply
 from ..service import SERVICE
 from .common import Stopwatch
-from .registry import operation
 from .guarded import embedder
+from .registry import operation
 
 _EVALUATED = {"guard_content", "query"}  # grounding_source text is context, not checked content
 

@@ -16,8 +16,8 @@ from aiohttp import web
 
 from ..guardrails.policies import PII_PATTERNS, _luhn, _phrase
 from ..guardrails.store import CATEGORY_TRIGGERS
-from ..service import SERVICE, Service
 from ..protocol.errors import validation
+from ..service import SERVICE, Service
 from .common import json_response
 from .registry import operation
 

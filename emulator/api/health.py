@@ -9,8 +9,8 @@ import asyncio
 
 from aiohttp import web
 
-from ..service import SERVICE
 from ..protocol.reply import JsonReply
+from ..service import SERVICE
 from .common import json_response
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator, Iterator
 import logging
+from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
 from dataclasses import replace
 
@@ -22,6 +22,7 @@ from ..catalog import Entry
 from ..engine.remote import RemoteEmbeddingModel
 from ..engine.types import Event, Failed, Finished, SamplingParams, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
 from ..families.base import Family, NativeRequest, TextFamily
+from ..families.call import Call
 from ..families.embeddings import Embedded, EmbeddingFamily
 from ..families.images import ImageFamily
 from ..guardrails.request_path import Guard
@@ -29,7 +30,6 @@ from ..protocol import bounds
 from ..protocol.errors import malformed_native, validation
 from ..protocol.reply import JsonReply, StreamReply
 from ..protocol.streaming import STREAM_TAP, event_stream
-from ..families.call import Call
 from ..service import SERVICE, Service
 from .common import Stopwatch, json_response, model_failure, streamed
 from .converse_input import check_project

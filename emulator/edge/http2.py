@@ -28,7 +28,6 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import hpack
-from hyperframe.frame import GoAwayFrame
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.helpers import set_exception
@@ -37,6 +36,7 @@ from aiohttp.http_exceptions import ContentEncodingError
 from aiohttp.http_parser import DeflateBuffer, RawRequestMessage
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestPayloadError
+from hyperframe.frame import GoAwayFrame
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 

@@ -39,22 +39,8 @@ from ..catalog import RemoteEngine
 from ..protocol.errors import BedrockError, validation
 from .loopguard import LoopGuard
 from .stops import StopMatcher
-from .types import (
-    CONTEXT_EXCEEDED,
-    END_TURN,
-    MAX_TOKENS,
-    STOP_SEQUENCE,
-    TOOL_USE,
-    Event,
-    Failed,
-    Finished,
-    SamplingParams,
-    TextDelta,
-    ToolInputDelta,
-    ToolUse,
-    ToolUseStart,
-)
-
+from .types import (CONTEXT_EXCEEDED, END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Event, Failed, Finished,
+                    SamplingParams, TextDelta, ToolInputDelta, ToolUse, ToolUseStart)
 
 
 class Tool(Protocol):

@@ -28,7 +28,8 @@ from .detok import IncrementalDetokenizer
 from .loopguard import NaturalEnding
 from .stops import StopMatcher
 from .text_model import TextModel
-from .types import CONTEXT_EXCEEDED, END_TURN, MAX_TOKENS, STOP_SEQUENCE, Event, Failed, Finished, GenerationRequest, TextDelta
+from .types import (CONTEXT_EXCEEDED, END_TURN, MAX_TOKENS, STOP_SEQUENCE, Event, Failed, Finished, GenerationRequest,
+                    TextDelta)
 
 log = logging.getLogger("emulator.engine")
 

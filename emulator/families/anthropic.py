@@ -9,7 +9,7 @@ from ..catalog import base_model_id
 from ..chat.conversation import EFFORTS
 from ..chat.prompts import Prompt, converse_blocks_text, human_assistant_turns
 from ..engine.types import (CONTEXT_EXCEEDED, END_TURN, MAX_TOKENS, STOP_SEQUENCE, Finished, SamplingParams, TextDelta,
-                             ToolInputDelta, ToolUse, ToolUseStart)
+                            ToolInputDelta, ToolUse, ToolUseStart)
 from ..protocol.errors import validation
 from ..protocol.ids import random_bytes
 from ..tools.blocks import TEXT, Change, Closed, Delta

@@ -21,7 +21,8 @@ from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 
 from ..engine.types import END_TURN, Event, Failed, Finished, TextDelta
-from .grounding import Embedder, GroundingContext, check as grounding_check
+from .grounding import Embedder, GroundingContext
+from .grounding import check as grounding_check
 from .policies import Evaluation, Guardrail, assessment, evaluate, resolve_identifier
 
 GUARDRAIL_INTERVENED = "guardrail_intervened"

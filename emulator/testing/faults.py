@@ -42,8 +42,8 @@ from ..engine.types import Event, Failed, Finished, TextDelta, ToolInputDelta
 from ..protocol.errors import BedrockError
 from ..protocol.operations import STREAMING
 from .caps import MAX_FAULTS, MAX_TEXT, cap_error
-from .scope import (all_operations, as_list, describe, error_code, extra_members, model_matches,
-                    operation_errors, stream_exceptions)
+from .scope import (all_operations, as_list, describe, error_code, extra_members, model_matches, operation_errors,
+                    stream_exceptions)
 
 ErrorCode = Annotated[str, BeforeValidator(error_code)]
 

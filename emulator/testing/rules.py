@@ -61,7 +61,6 @@ from ..tools.model import tool_use_id
 from .caps import MAX_RULES, MAX_TEXT, cap_error
 from .scope import GeneratingOperation, as_list, describe, error_code, extra_members, model_matches
 
-
 ErrorCode = Annotated[str, BeforeValidator(error_code)]
 StopReason = Literal["end_turn", "tool_use", "max_tokens", "stop_sequence", "guardrail_intervened", "content_filtered"]
 RULE_FILE_SUFFIXES = (".yaml", ".yml", ".json")

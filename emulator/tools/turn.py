@@ -26,29 +26,10 @@ from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..engine.constrained import (
-    FirstTokenBan,
-    GrammarConstraint,
-    SchemaError,
-    choice_grammar,
-    grammar_tokenizer,
-    json_schema_grammar,
-)
-from ..engine.types import (
-    END_TURN,
-    MAX_TOKENS,
-    STOP_SEQUENCE,
-    TOOL_USE,
-    Event,
-    Failed,
-    Finished,
-    SamplingParams,
-    TextDelta,
-    TokenConstraint,
-    ToolInputDelta,
-    ToolUse,
-    ToolUseStart,
-)
+from ..engine.constrained import (FirstTokenBan, GrammarConstraint, SchemaError, choice_grammar, grammar_tokenizer,
+                                  json_schema_grammar)
+from ..engine.types import (END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Event, Failed, Finished, SamplingParams,
+                            TextDelta, TokenConstraint, ToolInputDelta, ToolUse, ToolUseStart)
 from ..protocol.errors import validation
 from .markup import CALL_START, with_tools
 from .model import Tool, ToolPlan

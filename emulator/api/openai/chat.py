@@ -9,8 +9,8 @@ from contextlib import aclosing
 from aiohttp import web
 
 from ...chat.prompts import openai_messages
-from ...engine.types import (CONTEXT_EXCEEDED, END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Failed, Finished, TextDelta,
-                             ToolInputDelta, ToolUse, ToolUseStart)
+from ...engine.types import (CONTEXT_EXCEEDED, END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Failed, Finished,
+                             TextDelta, ToolInputDelta, ToolUse, ToolUseStart)
 from ...families.call import Call
 from ...service import SERVICE, Service
 from ..common import json_response, model_failure

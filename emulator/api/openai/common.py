@@ -19,8 +19,8 @@ from ... import families
 from ...catalog import Entry
 from ...engine.types import Event, Failed, Finished, SamplingParams, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
 from ...families.base import TextFamily, natural_budget
-from ...protocol.errors import BedrockError
 from ...families.call import Call
+from ...protocol.errors import BedrockError
 from ...service import Service
 from ...tools.model import Tool, ToolPlan
 from ..common import model_failure

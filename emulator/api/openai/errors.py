@@ -8,7 +8,6 @@ is converted here with its Bedrock name as `code` (our choice: AWS does not docu
 
 from __future__ import annotations
 
-
 from aiohttp import web
 from pydantic import ValidationError
 

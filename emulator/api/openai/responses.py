@@ -14,14 +14,14 @@ from contextlib import aclosing
 from aiohttp import web
 
 from ...chat.prompts import openai_messages
-from ...engine.types import CONTEXT_EXCEEDED, MAX_TOKENS, Failed, Finished, TextDelta, ToolInputDelta, ToolUse, ToolUseStart
+from ...engine.types import (CONTEXT_EXCEEDED, MAX_TOKENS, Failed, Finished, TextDelta, ToolInputDelta, ToolUse,
+                             ToolUseStart)
 from ...families.call import Call
 from ...service import SERVICE, Service
 from ..common import json_response, model_failure
 from . import common
 from .errors import OpenAIError, error_body, invalid
-from .protocol import (FunctionCallItem, MessageItem, OutputText, ResponseObject, ResponsesRequest, ResponseUsage,
-                       dump)
+from .protocol import FunctionCallItem, MessageItem, OutputText, ResponseObject, ResponsesRequest, ResponseUsage, dump
 from .sse import SSEWriter
 
 OPERATION = "OpenAIResponses"

@@ -30,26 +30,14 @@ from dataclasses import dataclass, field, replace
 from ...catalog import Entry
 from ...engine.types import Failed, Finished, SamplingParams, TextDelta, ToolUse
 from ...families.base import TextFamily
-from ...protocol.errors import BedrockError
 from ...families.call import Call
+from ...protocol.errors import BedrockError
 from ...service import Service
 from ...tools.checks import check_unique, checked_tool
 from ...tools.markup import render_call, render_result
 from ...tools.model import ToolPlan
 from . import audio
-from .events import (
-    CONTENT_TYPES,
-    ROLES,
-    AudioFormat,
-    Completion,
-    Tokens,
-    invalid,
-    number,
-    obj,
-    one_of,
-    parse,
-    string,
-)
+from .events import CONTENT_TYPES, ROLES, AudioFormat, Completion, Tokens, invalid, number, obj, one_of, parse, string
 
 log = logging.getLogger("emulator.sonic")
 
