@@ -20,6 +20,8 @@ import platform
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -33,23 +35,42 @@ TOKENS = 128
 PROMPT_TOKENS = 1000  # the time-to-first-token prompt
 
 
+@contextmanager
+def _both(args, threads: int) -> Iterator[tuple[Emulator, LlamaCpp]]:
+    """The emulator (healthy, its compiled step ready if asked) and llama.cpp, `threads` threads each; both stopped
+    at the end."""
+    server = Emulator(threads)
+    try:
+        server.wait_healthy()
+        server.wait_compiled()
+        llama = LlamaCpp(threads, args.llama_python)
+        try:
+            yield server, llama
+        finally:
+            llama.stop()
+    finally:
+        server.stop()
+
+
+def _by_threads(args, results: dict, name: str, measure) -> None:
+    """`measure` at each thread count; the first (the machine's default) is the headline under `name`."""
+    by_threads = results.setdefault(f"{name}_by_threads", {})
+    for threads in args.thread_counts:
+        measure(args, threads, by_threads)
+    results[name] = by_threads[str(args.thread_counts[0])]
+
+
 def single(args, results: dict) -> None:
     """Single-stream decode rate at each thread count (the machine's default first: the headline)."""
-    for threads in args.thread_counts:
-        _single(args, threads, results.setdefault("single_by_threads", {}))
-    results["single"] = results["single_by_threads"][str(args.thread_counts[0])]
+    _by_threads(args, results, "single", _single)
 
 
 def _single(args, threads: int, results: dict) -> None:
     """Emulator ConverseStream vs llama.cpp, same prompt ids, 128 greedy tokens, `threads` threads each."""
     ids = chat_ids(LONG_PROMPT)
-    server = Emulator(threads)
-    server.wait_healthy()
-    server.wait_compiled()
-    llama = LlamaCpp(threads, args.llama_python)
-    bedrock = client(server.url)
-    ours, theirs = [], []
-    try:
+    with _both(args, threads) as (server, llama):
+        bedrock = client(server.url)
+        ours, theirs = [], []
         for round_ in range(args.rounds + 1):  # round 0 warms both up and is dropped
             mine = stream_once(bedrock, LONG_PROMPT, {"temperature": 0, "maxTokens": TOKENS})
             base = llama.generate(ids, TOKENS)
@@ -58,9 +79,6 @@ def _single(args, threads: int, results: dict) -> None:
                 theirs.append(base)
             print(f"  single ({threads} threads) round {round_}: emulator {mine['decode_tok_s']:.1f} tok/s ({mine['tokens']} tokens), "
                   f"llama.cpp {base['decode_tok_s']:.1f} tok/s", flush=True)
-    finally:
-        llama.stop()
-        server.stop()
     results[str(threads)] = {
         "prompt_tokens": len(ids), "new_tokens": TOKENS, "threads": threads, "llama": llama.info,
         "emulator_decode_tok_s": [r["decode_tok_s"] for r in ours],
@@ -87,22 +105,16 @@ def _batch_requests(n: int) -> list[tuple[dict, dict | None]]:
 
 def batch(args, results: dict) -> None:
     """16 concurrent streams at each thread count (the machine's default first: the headline)."""
-    for threads in args.thread_counts:
-        _batch(args, threads, results.setdefault("batch_by_threads", {}))
-    results["batch"] = results["batch_by_threads"][str(args.thread_counts[0])]
+    _by_threads(args, results, "batch", _batch)
 
 
 def _batch(args, threads: int, results: dict) -> None:
     """16 concurrent ConverseStreams (continuous batching) vs llama.cpp's single-stream rate, interleaved."""
     ids = chat_ids(LONG_PROMPT)
-    server = Emulator(threads)
-    server.wait_healthy()
-    server.wait_compiled()
-    llama = LlamaCpp(threads, args.llama_python)
-    clients = [client(server.url) for _ in range(args.concurrency)]
-    requests = _batch_requests(args.concurrency)
-    aggregates, singles, rss = [], [], []
-    try:
+    with _both(args, threads) as (server, llama):
+        clients = [client(server.url) for _ in range(args.concurrency)]
+        requests = _batch_requests(args.concurrency)
+        aggregates, singles, rss = [], [], []
         for round_ in range(args.rounds + 1):
             replies: list[dict] = [{} for _ in requests]
 
@@ -127,31 +139,22 @@ def _batch(args, threads: int, results: dict) -> None:
                 rss.append(server.rss_mb())
             print(f"  batch ({threads} threads) round {round_}: {tokens} tokens in {wall:.2f}s = {tokens / wall:.1f} tok/s; "
                   f"llama.cpp single {base['decode_tok_s']:.1f} tok/s", flush=True)
-    finally:
-        llama.stop()
-        server.stop()
     results[str(threads)] = {"concurrency": args.concurrency, "threads": threads, "rounds": aggregates,
                         "llama_decode_tok_s": singles, "rss_after_batch_mb": rss}
 
 
 def ttft(args, results: dict) -> None:
     """Time to first token for a ~1,000-token prompt at each thread count (the default first: the headline)."""
-    for threads in args.thread_counts:
-        _ttft(args, threads, results.setdefault("ttft_by_threads", {}))
-    results["ttft"] = results["ttft_by_threads"][str(args.thread_counts[0])]
+    _by_threads(args, results, "ttft", _ttft)
 
 
 def _ttft(args, threads: int, results: dict) -> None:
     """ConverseStream's first text vs llama.cpp's first token for the same ~1,000 prompt ids, interleaved."""
     prompt = long_prompt(PROMPT_TOKENS)
     ids = chat_ids(prompt)
-    server = Emulator(threads)
-    server.wait_healthy()
-    server.wait_compiled()
-    llama = LlamaCpp(threads, args.llama_python)
-    bedrock = client(server.url)
-    ours, theirs = [], []
-    try:
+    with _both(args, threads) as (server, llama):
+        bedrock = client(server.url)
+        ours, theirs = [], []
         for round_ in range(args.rounds + 1):  # round 0 warms both up and is dropped
             mine = stream_once(bedrock, prompt, {"temperature": 0, "maxTokens": 4})
             base = llama.generate(ids, 2)
@@ -160,9 +163,6 @@ def _ttft(args, threads: int, results: dict) -> None:
                 theirs.append(base["ttft_s"])
             print(f"  ttft ({threads} threads, {len(ids)} prompt tokens) round {round_}: emulator {mine['ttft_s']:.2f} s, "
                   f"llama.cpp {base['ttft_s']:.2f} s", flush=True)
-    finally:
-        llama.stop()
-        server.stop()
     results[str(threads)] = {"prompt_tokens": len(ids), "threads": threads, "llama": llama.info,
                              "emulator_ttft_s": ours, "llama_ttft_s": theirs}
 
