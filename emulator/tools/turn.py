@@ -140,6 +140,17 @@ async def tool_turn(model: TurnModel, plan: ToolPlan, messages: list[dict], last
             async for event in events:
                 yield event
 
+    async def outcome(messages: list[dict], pass_params: SamplingParams, grammar: str) -> Failed | Finished | None:
+        """A whole pass's end, its text not streamed: its `Finished`, or the `Failed` that cut it short."""
+        result = None
+        async with aclosing(run(messages, pass_params, grammar)) as events:
+            async for event in events:
+                if isinstance(event, Failed):
+                    return event
+                if isinstance(event, Finished):
+                    result = event
+        return result
+
     def finished(reason: str, stop: str | None = None) -> Finished:
         return Finished(reason, stop, tally.input_tokens, tally.output_tokens, text)
 
@@ -182,18 +193,16 @@ async def tool_turn(model: TurnModel, plan: ToolPlan, messages: list[dict], last
             return
         name_params = replace(params, max_new_tokens=budget, stop_sequences=())
         names = choice_grammar([t.name for t in tools])
-        async with aclosing(run(_prefilled(prompted, call_prefix), name_params, names)) as events:
-            async for event in events:
-                if isinstance(event, Failed):
-                    yield event
-                    return
-                if isinstance(event, Finished):
-                    tally.add(event)
-                    budget -= event.output_tokens
-                    if event.stop_reason != END_TURN:
-                        yield finished(event.stop_reason)
-                        return
-                    tool = plan.tool(json.loads(event.text))
+        named = await outcome(_prefilled(prompted, call_prefix), name_params, names)
+        if isinstance(named, Failed):
+            yield named
+            return
+        tally.add(named)
+        budget -= named.output_tokens
+        if named.stop_reason != END_TURN:
+            yield finished(named.stop_reason)
+            return
+        tool = plan.tool(json.loads(named.text))
     # Pass 3: the input, streamed as it is decoded.
     if budget <= 0:
         yield finished(MAX_TOKENS)
@@ -208,14 +217,10 @@ async def tool_turn(model: TurnModel, plan: ToolPlan, messages: list[dict], last
         for attempt in range(REPEAT_TRIES):
             tried = input_params if attempt == 0 else replace(input_params, temperature=1.0, top_p=1.0, top_k=0,
                                                              seed=attempt)
-            result: Finished | None = None
-            async with aclosing(run(_prefilled(prompted, prefix), tried, grammar)) as events:
-                async for event in events:
-                    if isinstance(event, Failed):
-                        yield event
-                        return
-                    if isinstance(event, Finished):
-                        result = event
+            result = await outcome(_prefilled(prompted, prefix), tried, grammar)
+            if isinstance(result, Failed):
+                yield result
+                return
             if result.stop_reason != END_TURN:
                 tally.add(result)
                 yield finished(result.stop_reason)
