@@ -32,6 +32,7 @@ from emulator.server import BackgroundServer
 from emulator.service import SERVICE
 
 from conftest import raw_request
+from jsnode import NodePackages, node_packages
 from sibling_server import _SharedPool
 
 HERE = Path(__file__).resolve().parent
@@ -52,19 +53,8 @@ def tls_server(server):
 
 
 @pytest.fixture(scope="module")
-def js_bidi() -> Path:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.skip("node and npm are needed to run the JS SDK")
-    folder = default_cache_dir() / "js-bidi"
-    if not (folder / "node_modules" / "@aws-sdk" / "client-bedrock-runtime").is_dir():
-        folder.mkdir(parents=True, exist_ok=True)
-        installed = subprocess.run([npm, "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(folder),
-                                    *JS_PACKAGES], capture_output=True, text=True, timeout=600)
-        if installed.returncode != 0:
-            pytest.skip(f"npm could not install the JS SDK: {installed.stderr.strip()[-300:]}")
-    shutil.copy(HERE / "js" / "bidi.mjs", folder / "bidi.mjs")  # ESM resolves packages from the script's folder
-    return folder
+def js_bidi() -> NodePackages:
+    return node_packages("js-bidi", JS_PACKAGES)
 
 
 def _python312() -> str | None:
@@ -97,12 +87,18 @@ def smithy_python() -> str:
     return str(python)
 
 
-def _run(command: list[str], cwd: Path, **env: str) -> dict:
-    run = subprocess.run(command, cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
-    assert lines, (run.stdout[-2000:], run.stderr[-2000:])
+def _summary(stdout: str) -> dict:
+    """A session's summary: the script's last JSON line."""
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    assert lines, stdout[-2000:]
     return json.loads(lines[-1])
+
+
+def _smithy(python: str, **env: str) -> dict:
+    run = subprocess.run([python, str(HERE / "sonic_smithy.py")], cwd=HERE, env={**os.environ, **env},
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return _summary(run.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -120,10 +116,9 @@ def sessions(server, tls_server, js_bidi, smithy_python) -> dict:
                 admin.fail("ThrottlingException", operation="InvokeModelWithBidirectionalStream", after_events=2)
             script = "text" if scenario == "fault" else scenario
             if sdk == "js":
-                summary = _run(["node", "bidi.mjs"], js_bidi, EP=server.url, SCENARIO=script)
+                summary = _summary(js_bidi.run("bidi.mjs", EP=server.url, SCENARIO=script))
             else:
-                summary = _run([smithy_python, str(HERE / "sonic_smithy.py")], HERE, EP=tls_server.url, CA=ca,
-                               SCENARIO=script)
+                summary = _smithy(smithy_python, EP=tls_server.url, CA=ca, SCENARIO=script)
             results[sdk, scenario] = summary
             results[sdk, scenario, "log"] = _last_session(target)
             admin.reset()
@@ -302,5 +297,5 @@ def test_with_auth_keys_the_session_is_signed_and_checked_without_reading_its_bo
     keys = tmp_path / "keys.ini"
     keys.write_text("[js]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
     with sibling(server, Settings(access=AccessConfig(auth_keys_path=keys))) as srv:
-        summary = _run(["node", "bidi.mjs"], js_bidi, EP=srv.url, SCENARIO="audio")
+        summary = _summary(js_bidi.run("bidi.mjs", EP=srv.url, SCENARIO="audio"))
     assert summary["thrown"] is None and len(summary["turns"]) == 1

@@ -7,17 +7,13 @@ registry). The script is `tests/js/faults.mjs`.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
+from jsnode import NodePackages, node_packages
 
 from emulator.admin_client import EmulatorAdmin
-from emulator.engine.sources import default_cache_dir
 
-SCRIPT = Path(__file__).resolve().parent / "js" / "faults.mjs"
+SCRIPT = "faults.mjs"
 PACKAGES = ["@aws-sdk/client-bedrock-runtime@3.1163.0"]
 
 # exception -> (HTTP status, whether the JS SDK's standard retry strategy retries it)
@@ -35,32 +31,19 @@ STREAM_MEMBERS = ["throttlingException", "modelStreamErrorException", "internalS
 
 
 @pytest.fixture(scope="module")
-def js_sdk() -> Path:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.skip("node and npm are needed to run the JS SDK")
-    folder = default_cache_dir() / "js-sdk"
-    if not (folder / "node_modules" / "@aws-sdk" / "client-bedrock-runtime").is_dir():
-        folder.mkdir(parents=True, exist_ok=True)
-        installed = subprocess.run([npm, "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(folder),
-                                    *PACKAGES], capture_output=True, text=True, timeout=600)
-        if installed.returncode != 0:
-            pytest.skip(f"npm could not install the JS SDK: {installed.stderr.strip()[-300:]}")
-    shutil.copy(SCRIPT, folder / SCRIPT.name)  # ESM resolves packages from the script's own folder
-    return folder
+def js_sdk() -> NodePackages:
+    return node_packages("js-sdk", PACKAGES)
 
 
 @pytest.fixture(scope="module")
 def js_results(js_sdk, server) -> list[dict]:
-    env = {**os.environ, "EP": server.url, "CODES": json.dumps(list(RETRIES)), "MEMBERS": json.dumps(STREAM_MEMBERS)}
     admin = EmulatorAdmin(server.url)
     admin.reset()
     try:
-        run = subprocess.run(["node", SCRIPT.name], cwd=js_sdk, env=env, capture_output=True, text=True, timeout=300)
+        return js_sdk.json_lines(SCRIPT, EP=server.url, CODES=json.dumps(list(RETRIES)),
+                                 MEMBERS=json.dumps(STREAM_MEMBERS))
     finally:
         admin.reset()
-    assert run.returncode == 0, run.stderr
-    return [json.loads(line) for line in run.stdout.splitlines()]
 
 
 @pytest.mark.parametrize("code", RETRIES)

@@ -7,45 +7,27 @@ registry). The script is `tests/js/guardrails.mjs`.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
-
 import pytest
 from guardrail_setup import BLOCKED_INPUT, BLOCKED_OUTPUT
+from jsnode import node_packages
 
 from emulator.admin_client import EmulatorAdmin
-from emulator.engine.sources import default_cache_dir
 
-SCRIPT = Path(__file__).resolve().parent / "js" / "guardrails.mjs"
+SCRIPT = "guardrails.mjs"
 PACKAGES = ["@aws-sdk/client-bedrock-runtime@3.1163.0", "@aws-sdk/client-bedrock@3.1163.0",
             "@smithy/node-http-handler@4.14.2"]
 
 
 @pytest.fixture(scope="module")
 def results(server) -> dict[str, dict]:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.skip("node and npm are needed to run the JS SDK")
-    folder = default_cache_dir() / "js-guardrails"
-    if not all((folder / "node_modules" / "@aws-sdk" / p).is_dir() for p in ("client-bedrock-runtime", "client-bedrock")):
-        folder.mkdir(parents=True, exist_ok=True)
-        installed = subprocess.run([npm, "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(folder),
-                                    *PACKAGES], capture_output=True, text=True, timeout=600)
-        if installed.returncode != 0:
-            pytest.skip(f"npm could not install the JS SDK: {installed.stderr.strip()[-300:]}")
-    shutil.copy(SCRIPT, folder / SCRIPT.name)  # ESM resolves packages from the script's own folder
-    env = {**os.environ, "EP": server.url, "BLOCKED_INPUT": BLOCKED_INPUT, "BLOCKED_OUTPUT": BLOCKED_OUTPUT}
+    js = node_packages("js-guardrails", PACKAGES)
     admin = EmulatorAdmin(server.url)
     admin.reset()
     try:
-        run = subprocess.run([node, SCRIPT.name], cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+        lines = js.json_lines(SCRIPT, EP=server.url, BLOCKED_INPUT=BLOCKED_INPUT, BLOCKED_OUTPUT=BLOCKED_OUTPUT)
     finally:
         admin.reset()
-    assert run.returncode == 0, run.stderr
-    return {line["case"]: line for line in map(json.loads, run.stdout.splitlines())}
+    return {line["case"]: line for line in lines}
 
 
 def test_create_guardrail_through_the_js_control_plane_client(results):

@@ -28,6 +28,7 @@ import httpx
 import pytest
 from botocore.eventstream import EventStreamBuffer
 from conftest import HAIKU, default_engine, user
+from jsnode import NodePackages, node_packages
 
 from emulator.app import Settings
 from aiohttp import web
@@ -37,7 +38,6 @@ from emulator.edge.site import EdgeRunner, EdgeSite
 from emulator.engine.sources import default_cache_dir
 from emulator.server import BackgroundServer
 
-JS = Path(__file__).resolve().parent / "js"
 PACKAGES = ["@aws-sdk/client-bedrock-runtime@3.1163.0", "@langchain/aws@1.4.5", "@langchain/core@1.4.0"]
 QUOTED = urllib.parse.quote(HAIKU, safe="")
 SCRIPTED = "one two three four"
@@ -191,28 +191,12 @@ def test_boto3_over_https_with_a_bedrock_api_key_and_nothing_else(tls_server, ca
 # -- the JS SDK and LangChain.js with their default clients ------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def js_packages() -> Path:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.skip("node and npm are needed to run the JS SDK")
-    folder = default_cache_dir() / "js-http2"
-    wanted = [folder / "node_modules" / "@aws-sdk" / "client-bedrock-runtime", folder / "node_modules" / "@langchain" / "aws"]
-    if not all(path.is_dir() for path in wanted):
-        folder.mkdir(parents=True, exist_ok=True)
-        installed = subprocess.run([npm, "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(folder),
-                                    *PACKAGES], capture_output=True, text=True, timeout=600)
-        if installed.returncode != 0:
-            pytest.skip(f"npm could not install the JS packages: {installed.stderr.strip()[-300:]}")
-    for script in ("http2.mjs", "http2_langchain.mjs"):
-        shutil.copy(JS / script, folder / script)  # ESM resolves packages from the script's own folder
-    return folder
+def js_packages() -> NodePackages:
+    return node_packages("js-http2", PACKAGES, what="the JS SDK and LangChain.js")
 
 
-def _node(folder: Path, script: str, ca: Path, **env: str) -> list[dict]:
-    environment = {**os.environ, "NODE_EXTRA_CA_CERTS": str(ca), **env}
-    run = subprocess.run(["node", script], cwd=folder, env=environment, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return [json.loads(line) for line in run.stdout.splitlines()]
+def _node(js: NodePackages, script: str, ca: Path, **env: str) -> list[dict]:
+    return js.json_lines(script, NODE_EXTRA_CA_CERTS=str(ca), **env)
 
 
 def h2_opened(server: BackgroundServer) -> int:

@@ -4,39 +4,17 @@ error. The SDK is installed once into `<cache>/js-openai` (skipped when npm cann
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
-
 import pytest
+from jsnode import node_packages
 
-from emulator.engine.sources import default_cache_dir
-
-SCRIPT = Path(__file__).resolve().parent / "js" / "openai.mjs"
+SCRIPT = "openai.mjs"
 PACKAGES = ["openai@7.55.0", "zod@3.25.76"]
 
 
 @pytest.fixture(scope="module")
 def results(server) -> dict[str, dict]:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.skip("node and npm are needed to run the OpenAI JS SDK")
-    folder = default_cache_dir() / "js-openai"
-    stamp = folder / ".installed"
-    if not stamp.is_file() or stamp.read_text() != " ".join(PACKAGES):
-        folder.mkdir(parents=True, exist_ok=True)
-        installed = subprocess.run([npm, "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(folder),
-                                    *PACKAGES], capture_output=True, text=True, timeout=600)
-        if installed.returncode != 0:
-            pytest.skip(f"npm could not install the OpenAI JS SDK: {installed.stderr.strip()[-300:]}")
-        stamp.write_text(" ".join(PACKAGES))
-    shutil.copy(SCRIPT, folder / SCRIPT.name)  # ESM resolves packages from the script's own folder
-    run = subprocess.run([node, SCRIPT.name], cwd=folder, env={**os.environ, "EP": server.url}, capture_output=True,
-                         text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-2000:]
-    return {line["check"]: line for line in map(json.loads, run.stdout.splitlines())}
+    js = node_packages("js-openai", PACKAGES, what="the OpenAI JS SDK")
+    return {line["check"]: line for line in js.json_lines(SCRIPT, timeout=600, EP=server.url)}
 
 
 def test_js_chat_and_stream_with_usage(results):

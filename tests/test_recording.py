@@ -8,10 +8,8 @@ with its own. The recorder and the replayer are emulators started with `--record
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -21,9 +19,9 @@ from botocore.eventstream import EventStream
 from botocore.exceptions import EventStreamError
 
 from conftest import HAIKU, make_client, raw_request, user
+from jsnode import NodePackages, node_packages
 from emulator.admin_client import AdminError, EmulatorAdmin
 from emulator.app import Settings
-from emulator.engine.sources import default_cache_dir
 from emulator.protocol.access import AccessConfig
 from emulator.recording.mode import RecordingConfig
 from emulator.server import BackgroundServer
@@ -36,7 +34,6 @@ RECORDER_KEY = "AKIDRECORDERKEY00001"
 RECORDER_SECRET = "recorder-secret-never-written"
 RECORDER_TOKEN = "recorder-session-token-never-written"
 CLIENT_KEY, CLIENT_SECRET = "AKIDEXAMPLE", "secret"  # what conftest.make_client signs with
-JS_SCRIPT = Path(__file__).resolve().parent / "js" / "replay.mjs"
 JS_PACKAGES = ["@aws-sdk/client-bedrock-runtime@3.1163.0", "@smithy/node-http-handler@4.14.2"]
 
 ANTHROPIC_BODY = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 12,
@@ -135,20 +132,9 @@ def agent_loop(client, ids: dict | None = None) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def js_sdk() -> Path:
+def js_sdk() -> NodePackages:
     """The JS SDK, installed once into its own cache folder (skipped only where node/npm cannot run)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.skip("node and npm are needed to run the JS SDK")
-    folder = default_cache_dir() / "js-record"
-    if not (folder / "node_modules" / "@aws-sdk" / "client-bedrock-runtime").is_dir():
-        folder.mkdir(parents=True, exist_ok=True)
-        installed = subprocess.run([npm, "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(folder),
-                                    *JS_PACKAGES], capture_output=True, text=True, timeout=600)
-        if installed.returncode != 0:
-            pytest.skip(f"npm could not install the JS SDK: {installed.stderr.strip()[-300:]}")
-    shutil.copy(JS_SCRIPT, folder / JS_SCRIPT.name)  # ESM resolves packages from the script's own folder
-    return folder
+    return node_packages("js-record", JS_PACKAGES)
 
 
 @pytest.fixture(scope="module")
@@ -261,10 +247,7 @@ def test_replayed_streams_are_the_recorded_event_sequences(recording, replayer):
 
 
 def test_the_js_sdk_replays_the_same_bodies_and_events(recording, replayer, js_sdk):
-    env = {**os.environ, "EP": replayer.url, "CALLS": json.dumps(CALLS)}
-    run = subprocess.run(["node", JS_SCRIPT.name], cwd=js_sdk, env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr
-    results = {r["name"]: r for r in map(json.loads, run.stdout.splitlines())}
+    results = {r["name"]: r for r in js_sdk.json_lines("replay.mjs", EP=replayer.url, CALLS=json.dumps(CALLS))}
     for call in CALLS:
         want, got = recording["results"][call["name"]], results[call["name"]]
         if "error" in want:
