@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
+import tempfile
 import threading
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -73,11 +74,20 @@ class EmbeddingModel:
 PROJECTION_SEED = 20240307
 
 
-@lru_cache(maxsize=None)
-def projection(source: int, target: int) -> np.ndarray:
-    """The fixed `target x source` matrix that maps native vectors to Bedrock's size.
+_PROJECTIONS: dict[tuple[int, int], np.ndarray] = {}  # (source, target) -> matrix; built or read once per process
 
-    Growing (target >= source): the columns are orthonormal, so the map is an isometry; dot products, norms and
+
+def projection(source: int, target: int) -> np.ndarray:
+    """The fixed `target x source` matrix that maps native vectors to Bedrock's size (built once per process;
+    `warm_projections` reads it from the model cache instead)."""
+    found = _PROJECTIONS.get((source, target))
+    if found is None:
+        found = _PROJECTIONS.setdefault((source, target), _build_projection(source, target))
+    return found
+
+
+def _build_projection(source: int, target: int) -> np.ndarray:
+    """Growing (target >= source): the columns are orthonormal, so the map is an isometry; dot products, norms and
     cosine similarity are preserved exactly. Shrinking: a random orthogonal projection scaled by
     sqrt(source/target) (Johnson-Lindenstrauss), which keeps norms in expectation and cosines approximately.
     Both come from one seeded Gaussian matrix, so every run and machine returns the same vectors.
@@ -95,11 +105,40 @@ def projection(source: int, target: int) -> np.ndarray:
 FAMILY_SIZES = (256, 512, 1024, 1536)
 
 
-def warm_projections(source: int) -> None:
-    """Build the projection matrices at load time: a QR decomposition contends for the CPU with the model's
-    threads and, on a busy machine, took seconds on a request's path."""
+def warm_projections(source: int, cache_dir: Path | None = None) -> None:
+    """Have every family size's matrix ready before the first request: a QR decomposition contends for the CPU with
+    the model's threads (on a busy machine it took seconds on a request's path, and seconds of every start: BLAS
+    threads spinning against other processes). With `cache_dir`, each matrix is built once and kept in
+    `<cache_dir>/projections/` as .npy (the exact float64 values; the file name carries the seed and numpy's version,
+    whose QR made them), so later starts only read ~10 MB."""
     for target in FAMILY_SIZES:
-        projection(source, target)
+        if (source, target) in _PROJECTIONS or cache_dir is None:
+            projection(source, target)
+            continue
+        path = cache_dir / "projections" / f"{PROJECTION_SEED}-{source}x{target}-numpy{np.__version__}.npy"
+        try:
+            matrix = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError):  # absent, or damaged: built again
+            matrix = None
+        if matrix is None or matrix.shape != (target, source) or matrix.dtype != np.float64:
+            matrix = projection(source, target)
+            _save(path, matrix)
+        _PROJECTIONS.setdefault((source, target), matrix)
+
+
+def _save(path: Path, matrix: np.ndarray) -> None:
+    """Write atomically (two servers may start at once); a cache that cannot be written only costs the next start."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as out:
+            np.save(out, matrix, allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("could not cache the embedding projection %s: %s", path.name, exc)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def project(vectors: torch.Tensor | np.ndarray, target: int, normalize: bool) -> np.ndarray:

@@ -62,7 +62,7 @@ class ModelPool:
                     self.text[name] = TextEngine(TextModel.load(name, folder, device, spec.dtype))
                 else:
                     self.embedding[name] = _load_embedding(name, folder, device)
-                    warm_projections(self.embedding[name].dimensions)
+                    warm_projections(self.embedding[name].dimensions, self.cache_dir)
                 log.info("model %s ready in %.1fs", name, time.monotonic() - started)
             self.ready = True
         except Exception as exc:
