@@ -161,3 +161,28 @@ def test_count_tokens_for_cohere_sums_the_texts(client):
     single = [count_invoke_tokens(client, COHERE, {"texts": [t], "input_type": "search_query"}) for t in (CAT, KITTEN)]
     both = count_invoke_tokens(client, COHERE, {"texts": [CAT, KITTEN], "input_type": "search_query"})
     assert both == sum(single) and all(n > 0 for n in single)
+
+
+def test_the_embedding_tokenizer_loads_as_its_named_class_would():
+    """Start-up loads the BERT tokenizer as the generic tokenizers-backed class (no import of transformers' model
+    packages): the same pipeline, special tokens, window and ids as transformers' BertTokenizer gives."""
+    import transformers
+
+    from emulator.catalog import Catalog
+    from emulator.engine import sources
+    from emulator.engine.text_model import load_tokenizer
+
+    spec = Catalog.load().spec.local_models["all-minilm-l6-v2"]
+    folder = sources.resolve(spec.package, spec.path, sources.default_cache_dir())
+    ours, named = load_tokenizer(folder), transformers.BertTokenizer.from_pretrained(folder)
+    assert type(ours) is not type(named)  # the shortcut was taken
+    assert ours.backend_tokenizer.to_str() == named.backend_tokenizer.to_str()
+    assert ours.all_special_tokens == named.all_special_tokens
+    assert (ours.model_max_length, ours.num_special_tokens_to_add()) == (named.model_max_length, named.num_special_tokens_to_add())
+    texts = [CAT, "Ünïcödé naïve CAFÉ", "中文 日本語 😀", "  tabs\tand\nnewlines ", "[CLS] [MASK] inside", "word " * 700]
+    for side in ("right", "left"):
+        ours.truncation_side = named.truncation_side = side
+        a = ours(texts, padding=True, truncation=True, max_length=512)
+        b = named(texts, padding=True, truncation=True, max_length=512)
+        assert (a["input_ids"], a["attention_mask"]) == (b["input_ids"], b["attention_mask"])
+        assert all(set(row) == {0} for row in b["token_type_ids"])  # what the lean encoder uses when none are given

@@ -193,6 +193,15 @@ def _injected_system_block(tokenizer) -> str | None:
     return empty
 
 
+# Named tokenizer classes that build exactly the pipeline their folder's tokenizer.json holds, so the generic
+# tokenizers-backed class loads the same tokenizer from it. Naming the class itself imports `transformers.models`,
+# which reads the source of every model transformers has (about a second of a start, twice what loading takes).
+# BERT's: its class only restates the saved normalizer, pre-tokenizer, decoder and [CLS]/[SEP] template; it also
+# lists token_type_ids among its inputs, which for one text are all 0 (what the lean encoder assumes without them).
+# tests/test_embeddings.py checks both load the same tokenizer.
+AS_SAVED = {"BertTokenizer", "BertTokenizerFast"}
+
+
 def load_tokenizer(folder: Path):
     """The folder's tokenizer, built from the class its tokenizer_config.json names.
 
@@ -205,6 +214,8 @@ def load_tokenizer(folder: Path):
         named = json.loads((folder / "tokenizer_config.json").read_text()).get("tokenizer_class")
     except OSError:
         named = None
+    if named in AS_SAVED and (folder / "tokenizer.json").is_file():
+        return transformers.PreTrainedTokenizerFast.from_pretrained(folder)
     tokenizer_class = getattr(transformers, named, None) if isinstance(named, str) else None
     return (tokenizer_class or transformers.AutoTokenizer).from_pretrained(folder)
 
