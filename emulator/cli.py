@@ -12,7 +12,6 @@ from pathlib import Path
 
 from .app import Settings, build_app
 from .catalog import Catalog
-from .edge import tls
 from .engine.pool import ModelPool
 from .engine.sources import default_cache_dir
 from .lifecycle import DEFAULT_MAX_QUEUE
@@ -138,6 +137,8 @@ def main(argv: list[str] | None = None) -> None:
                                               invocation_log_path=args.invocation_log, rate_limits_path=args.rate_limits),
                         access=AccessConfig.from_env(args.allow_host, args.admin_token, args.auth_keys))
     settings.recording = _recording(args)
+    if args.command == "tls-ca" or args.tls or args.tls_cert or args.tls_key:
+        from .edge import tls  # cryptography: a fifth of a second of every start, so only when TLS is asked for
     if args.command == "tls-ca":
         print(tls.ensure_ca(settings.cache_dir))
         return
