@@ -33,10 +33,13 @@ class EmbeddingModel:
 
     @classmethod
     def load(cls, name: str, folder: Path, device: torch.device) -> "EmbeddingModel":
-        from transformers import AutoModel, AutoTokenizer
+        from .text_model import TRANSFORMERS_LOCK
 
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModel.from_pretrained(folder).to(device).eval()
+        with TRANSFORMERS_LOCK:
+            from transformers import AutoModel, AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            model = AutoModel.from_pretrained(folder).to(device).eval()
         log.info("loaded embedding model %s from %s on %s", name, folder, device)
         return cls(name, tokenizer, model, device)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..catalog import Catalog
@@ -19,6 +20,7 @@ LOADING = "loading"  # the models are still loading
 LOAD_FAILED = "load_failed"  # loading failed (the detail says why)
 ENGINE_SERVED = "engine_served"  # an inference engine answers it: there are no local weights
 WRONG_KIND = "wrong_kind"  # a text model asked for embeddings, or the reverse
+LOADERS = 2  # models loaded at once (more would only add memory at the peak of a first start's conversions)
 
 
 class ModelUnavailable(Exception):
@@ -48,26 +50,40 @@ class ModelPool:
         self.error: str | None = None
 
     def load_all(self) -> None:
-        """Blocking; run it off the event loop. Records an error instead of raising so health can report it."""
+        """Blocking; run it off the event loop. Records an error instead of raising so health can report it.
+
+        The sources are resolved one after another (a first start downloads and converts, with progress bars);
+        then two models load at once: much of a load runs outside the GIL (weight copies and layout changes, file
+        reads, the tokenizer's Rust parser) while the other is in Python (transformers' import, tokenizer set-up),
+        so on two cores a start waits for about the longer of the two instead of their sum."""
         try:
             device = pick_device(self.device_name)
             used = {entry.local for entry in self.catalog.spec.models if entry.local}
+            local = []
             for name in sorted(used):
                 spec = self.catalog.spec.local_models[name]
-                if spec.openai is not None:
-                    continue
-                started = time.monotonic()
-                folder = sources.resolve(spec.package, spec.path, self.cache_dir)
-                if spec.kind == "text":
-                    self.text[name] = TextEngine(TextModel.load(name, folder, device, spec.dtype))
-                else:
-                    self.embedding[name] = _load_embedding(name, folder, device)
-                    warm_projections(self.embedding[name].dimensions, self.cache_dir)
-                log.info("model %s ready in %.1fs", name, time.monotonic() - started)
+                if spec.openai is None:
+                    local.append((name, spec, sources.resolve(spec.package, spec.path, self.cache_dir)))
+            loaders = ThreadPoolExecutor(max_workers=LOADERS, thread_name_prefix="load-model")
+            try:
+                for done in [loaders.submit(self._load, *model, device) for model in local]:
+                    done.result()  # the first failure in catalog order is the one reported
+            finally:
+                loaders.shutdown(cancel_futures=True)  # after a failure, models not yet started are not loaded
             self.ready = True
         except Exception as exc:
             log.exception("model loading failed")
             self.error = str(exc)
+
+    def _load(self, name: str, spec, folder: Path, device) -> None:
+        started = time.monotonic()
+        if spec.kind == "text":
+            self.text[name] = TextEngine(TextModel.load(name, folder, device, spec.dtype))
+        else:
+            model = _load_embedding(name, folder, device)
+            warm_projections(model.dimensions, self.cache_dir)
+            self.embedding[name] = model
+        log.info("model %s ready in %.1fs", name, time.monotonic() - started)
 
     def _unavailable(self) -> ModelUnavailable:
         return ModelUnavailable(LOAD_FAILED, self.error) if self.error else ModelUnavailable(LOADING)

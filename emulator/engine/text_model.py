@@ -34,6 +34,10 @@ PREFILL_CHUNK = 512  # prompt tokens per forward pass: bounds the attention mask
 # never spends time that grows with a request's size.
 INLINE_CHARS = 2048
 MEMO_ENTRIES = 512  # remembered short prompts (at most ~1 MB of text): test suites repeat the same prompts
+# Held by loading code while it reaches into transformers: the pool loads two models at once, and transformers'
+# lazy top-level module is not thread-safe on first use (a name looked up while another thread imports can come
+# back missing).
+TRANSFORMERS_LOCK = threading.RLock()
 
 
 def pick_device(device: str) -> torch.device:
@@ -97,7 +101,6 @@ class TextModel:
 
     @classmethod
     def load(cls, name: str, folder: Path, device: torch.device, dtype: str = "float32") -> "TextModel":
-        tokenizer = load_tokenizer(folder)
         config = json.loads((folder / "config.json").read_text())
         weights = weight_format(device)
         if weights != "reference" and decoder.supports(config):
@@ -106,11 +109,15 @@ class TextModel:
             runner = decoder.Decoder(config, decoder.load_packed(folder, weights), weights, device, PREFILL_CHUNK,
                                      compile_step=True, compile_cache=default_cache_dir() / "inductor")
         else:
-            from transformers import AutoModelForCausalLM
+            with TRANSFORMERS_LOCK:
+                from transformers import AutoModelForCausalLM
 
+                model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype))
             weights = f"reference ({dtype})"
-            model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype))
             runner = ReferenceRunner(model.to(device).eval())
+        # After the weights: their copies and layout changes run outside the GIL, beside another model's loading
+        # (the pool loads two at once), which the tokenizer's transformers import would hold up.
+        tokenizer = load_tokenizer(folder)
         log.info("loaded text model %s from %s on %s, weights %s", name, folder, device, weights)
         return cls(name, tokenizer, runner, config, _eos_ids(folder, config, tokenizer), device)
 
@@ -208,16 +215,17 @@ def load_tokenizer(folder: Path):
     `AutoTokenizer` resolves the model's config class first, which imports transformers' whole modeling stack
     (seconds of a start); the named tokenizer class is what it would build anyway.
     """
-    import transformers
-
     try:
         named = json.loads((folder / "tokenizer_config.json").read_text()).get("tokenizer_class")
     except OSError:
         named = None
-    if named in AS_SAVED and (folder / "tokenizer.json").is_file():
-        return transformers.PreTrainedTokenizerFast.from_pretrained(folder)
-    tokenizer_class = getattr(transformers, named, None) if isinstance(named, str) else None
-    return (tokenizer_class or transformers.AutoTokenizer).from_pretrained(folder)
+    with TRANSFORMERS_LOCK:
+        import transformers
+
+        if named in AS_SAVED and (folder / "tokenizer.json").is_file():
+            return transformers.PreTrainedTokenizerFast.from_pretrained(folder)
+        tokenizer_class = getattr(transformers, named, None) if isinstance(named, str) else None
+        return (tokenizer_class or transformers.AutoTokenizer).from_pretrained(folder)
 
 
 def _eos_ids(folder: Path, config: dict, tokenizer) -> set[int]:
