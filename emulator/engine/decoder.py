@@ -24,23 +24,25 @@ equal transformers' float32 ones.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from . import compiled
+from . import compiled, native
 
 # Architectures whose checkpoints this forward reproduces exactly (no biases, no sliding window, default RoPE).
 SUPPORTED = {"LlamaForCausalLM"}
 log = logging.getLogger("emulator.models")
 
-PACK_VERSION = 3
+PACK_VERSION = 5
 # The int4 kernel decodes the weights again for every input row, so for a large batch a bfloat16 copy of the same
 # weights in oneDNN's blocked layout is faster: one read serves every row. Prompts stay on the int4 weights (GGUF's
 # own values, exactly), whose numerics every single-stream token also gets; bfloat16 rounds them slightly.
@@ -84,11 +86,17 @@ class Linear:
         return F.linear(x, self.weight)
 
 
-def _int4(w: torch.Tensor, act: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """Asymmetric 4-bit groups of GROUP along the input dimension (GGUF Q4_1's layout: w = q * step + min)."""
+def _q4_grid(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each GROUP-block's (step, minimum) of GGUF Q4_1's grid, w = q * step + min: a Q4_1 checkpoint's own values."""
     groups = w.view(w.shape[0], -1, GROUP)
     lo, hi = groups.amin(dim=2), groups.amax(dim=2)
-    step = ((hi - lo) / 15).clamp(min=1e-12)
+    return ((hi - lo) / 15).clamp(min=1e-12), lo
+
+
+def _int4(w: torch.Tensor, act: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Asymmetric 4-bit groups of GROUP along the input dimension for torch's int4 kernel."""
+    step, lo = _q4_grid(w)
+    groups = w.view(w.shape[0], -1, GROUP)
     q = torch.round((groups - lo[..., None]) / step[..., None]).clamp(0, 15).to(torch.int32).view_as(w)
     packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.contiguous(), 1)
     # the kernel computes (q - 8) * scale + zero
@@ -116,6 +124,7 @@ def pack(state: dict[str, torch.Tensor], config: dict, weights: str) -> dict[str
         w = w.float()
         if weights == "int4":
             out[name], out[name + ".scale"] = _int4(w, act)
+            out[name + ".q4"] = native.q4_records(w, *_q4_grid(w))  # the native step's copy
             out[name + ".dense"] = w.to(act).contiguous()
         elif weights == "int8":
             scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127.0
@@ -224,7 +233,7 @@ class Decoder:
 
     def __init__(
         self, config: dict, tensors: dict[str, torch.Tensor], weights: str, device: torch.device, chunk: int = 512,
-        compile_step: bool = False, compile_cache: Path | None = None,
+        compile_step: bool = False, compile_cache: Path | None = None, native_cache: Path | None = None,
     ) -> None:
         self.weights = weights
         self.chunk = chunk
@@ -277,8 +286,15 @@ class Decoder:
         self.eye, self.rot = eye.to(device), rot.to(device)
         self.scale = 1.0 / math.sqrt(self.head_dim)
         self.stream_threads = int(os.environ.get(STREAM_THREADS_ENV) or 1)
+        self.threads = torch.get_num_threads()  # the native step's threads for a batch
+        # The native step (native.py) decodes every batch when it builds; torch's step when it cannot.
+        self.native: native.NativeStep | None = None
+        if weights == "int4" and native_cache is not None and native.wanted(device) and native.supports(config):
+            lib = native.library(native_cache)
+            if lib is not None:
+                self.native = native.NativeStep(lib, config, t, self.eps, self.cos, self.sin)
         self.compiled: compiled.CompiledSteps | None = None
-        if compile_step and weights == "int4" and compiled.wanted(device):
+        if compile_step and self.native is None and weights == "int4" and compiled.wanted(device):
             self.compiled = compiled.CompiledSteps(self._step, self._warm_up, DENSE_FROM_ROWS, compile_cache)
         self.cache = KVCache(self.n_layers, self.kv_heads, self.head_dim, torch.float32, device,
                              min_rows=1 if self.compiled is None else 2)
@@ -308,12 +324,11 @@ class Decoder:
         logits = approximate.float()
         if self.head_q is None:
             return logits
-        best = logits.max(dim=-1, keepdim=True).values
-        rows, cols = torch.nonzero(logits >= best - RESCORE_MARGIN, as_tuple=True)
-        if rows.shape[0] > RESCORE_LIMIT * logits.shape[0]:  # a flat distribution: rescore the top few per row
-            cols = logits.topk(RESCORE_LIMIT, dim=-1).indices
-            rows = torch.arange(logits.shape[0], device=logits.device)[:, None].expand_as(cols)
-            rows, cols = rows.reshape(-1), cols.reshape(-1)
+        # each row on its own (its best RESCORE_LIMIT, those within the margin): a row's logits never depend on the
+        # batch it ran in
+        top = logits.topk(min(RESCORE_LIMIT, logits.shape[-1]), dim=-1)
+        rows, ranks = torch.nonzero(top.values >= top.values[:, :1] - RESCORE_MARGIN, as_tuple=True)
+        cols = top.indices[rows, ranks]
         exact = (self._rows(self.head_q, self.head_d, cols) * x[rows]).sum(dim=-1)
         logits[rows, cols] = exact
         return logits
@@ -379,11 +394,28 @@ class Decoder:
         ids_t = torch.tensor(ids, device=self.device)
         return self._forward(ids_t, positions, row, 1, length, mask, only_last=True)[0]
 
+    @contextlib.contextmanager
+    def stepping(self) -> Iterator[None]:
+        """Around a decode step and its sampling: with the native step, torch's own ops (rescoring, sampling) run on
+        one thread, so that torch's OpenMP workers, which spin after each op, leave the cores to the step's threads."""
+        if self.native is None:
+            yield
+            return
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(self.threads)
+
     def decode(self, tokens: list[int], positions: list[int]) -> torch.Tensor:
         """One token for each of cache rows 0..B-1 (token b at position positions[b]); return logits [B, vocab]."""
         b = len(tokens)
         length = max(positions) + 1
         self.cache.ensure(b, length, self.context_length)
+        if self.native is not None:
+            threads = self.stream_threads if b == 1 and self.stream_threads > 0 else self.threads
+            x = self.native.hidden(tokens, positions, self.cache.k, self.cache.v, threads)
+            return self._rescore(x, self.native.head(x, threads))
         pos = torch.tensor(positions, device=self.device)
         ids_t = torch.tensor(tokens, device=self.device)
         if b == 1 and 0 < self.stream_threads < torch.get_num_threads():

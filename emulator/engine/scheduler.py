@@ -102,7 +102,8 @@ class Scheduler:
                     if not seq.cancelled and self._guard(seq, self._prefill, seq, len(active)):
                         active.append(seq)
                 if active:
-                    self._decode(active)
+                    with self._model.runner.stepping():
+                        self._decode(active)
                 self.active_sequences = len(active)
 
     def _guard(self, seq: _Sequence, step: Callable, *args) -> bool:

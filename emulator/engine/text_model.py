@@ -12,6 +12,7 @@ Two runners share one interface (rows of a KV cache; `prefill` a row's prompt, `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -85,6 +86,9 @@ class ReferenceRunner:
     def release(self) -> None:
         self._caches.clear()
 
+    def stepping(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
 
 class TextModel:
     def __init__(self, name: str, tokenizer, runner, config: dict, eos_ids: set[int], device: torch.device) -> None:
@@ -107,7 +111,8 @@ class TextModel:
             from .sources import default_cache_dir
 
             runner = decoder.Decoder(config, decoder.load_packed(folder, weights), weights, device, PREFILL_CHUNK,
-                                     compile_step=True, compile_cache=default_cache_dir() / "inductor")
+                                     compile_step=True, compile_cache=default_cache_dir() / "inductor",
+                                     native_cache=default_cache_dir())
         else:
             with TRANSFORMERS_LOCK:
                 from transformers import AutoModelForCausalLM
