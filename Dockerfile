@@ -32,6 +32,11 @@ RUN --mount=type=bind,source=docker/wheels,target=/tmp/wheels \
                  "or put a CPU torch wheel into docker/wheels/" >&2; exit 1; }; \
     fi
 
+# A C compiler: the native decode step (emulator/engine/kernels/decode_step.c) is built for the CPU it runs on, at
+# first start, into the cache (about a second); without one, torch's slower step serves.
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+
 # The emulator and its runtime dependencies (no test extras); torch above already satisfies its requirement.
 COPY pyproject.toml README.md /tmp/src/
 COPY emulator /tmp/src/emulator

@@ -54,12 +54,10 @@ def measure(tokens: int, threads: int = 1, llama_python: str | None = None) -> d
     reference = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     weights = text_model.weight_format(torch.device("cpu"))
     config = json.loads((folder / "config.json").read_text())
-    # BEDROCK_EMULATOR_COMPILE=1: the compiled decode step (emulator/engine/compiled.py), waited for
+    # the server's decoder: the native step unless BEDROCK_EMULATOR_NATIVE=0 (then torch's)
     fast = decoder.Decoder(config, decoder.load_packed(folder, weights), weights, torch.device("cpu"),
-                           compile_step=True, compile_cache=sources.default_cache_dir() / "inductor")
-    if fast.compiled is not None:
-        fast.compiled.ready.wait()
-        print(f"  agreement: compiled decode step {'failed' if fast.compiled.error else 'ready'}", flush=True)
+                           native_cache=sources.default_cache_dir())
+    print(f"  agreement: {'native' if fast.native is not None else 'torch'} decode step", flush=True)
     eos = reference.generation_config.eos_token_id
     per_prompt = []
     try:

@@ -58,18 +58,6 @@ class Emulator:
             time.sleep(0.02)
         raise TimeoutError("emulator did not become healthy")
 
-    def wait_compiled(self, timeout: float = 900) -> None:
-        """With BEDROCK_EMULATOR_COMPILE=1, wait until the background compile of the decode step has ended."""
-        if os.environ.get("BEDROCK_EMULATOR_COMPILE") != "1":
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = Path(self.log.name).read_text()
-            if "compiled decode step ready" in text or "compiling the decode step failed" in text:
-                return
-            time.sleep(0.5)
-        raise TimeoutError("the decode step did not compile")
-
     def rss_mb(self) -> float:
         import psutil
 

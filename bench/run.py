@@ -37,12 +37,11 @@ PROMPT_TOKENS = 1000  # the time-to-first-token prompt
 
 @contextmanager
 def _both(args, threads: int) -> Iterator[tuple[Emulator, LlamaCpp]]:
-    """The emulator (healthy, its compiled step ready if asked) and llama.cpp, `threads` threads each; both stopped
+    """The emulator (healthy) and llama.cpp, `threads` threads each; both stopped
     at the end."""
     server = Emulator(threads)
     try:
         server.wait_healthy()
-        server.wait_compiled()
         llama = LlamaCpp(threads, args.llama_python)
         try:
             yield server, llama
@@ -265,15 +264,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--agreement-tokens", type=int, default=64)
     parser.add_argument("--llama-python", default=None, help="python with llama-cpp-python (default: this one)")
-    parser.add_argument("--compile", action="store_true",
-                        help="BEDROCK_EMULATOR_COMPILE=1 (the compiled decode step); each server is measured once ready")
     parser.add_argument("--ministack", default=None, help="ministack executable (default: `ministack` on PATH)")
     parser.add_argument("--protocol-requests", type=int, default=2000, help="Converse requests per protocol round")
     parser.add_argument("--protocol-connections", type=int, default=16)
     args = parser.parse_args()
     args.thread_counts = [int(t) for t in str(args.threads).split(",")]
-    if args.compile:
-        os.environ["BEDROCK_EMULATOR_COMPILE"] = "1"  # inherited by every emulator this run starts
     args.threads = args.thread_counts[0]
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "latest.json"
@@ -288,7 +283,8 @@ def main() -> None:
         out.write_text(json.dumps(results, indent=1))
     results["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                           "loadavg_before": load_before, "loadavg_after": os.getloadavg(), "load_by_bench": by_bench,
-                          "threads": args.thread_counts, "command": " ".join(sys.argv), "compiled": args.compile,
+                          "threads": args.thread_counts, "command": " ".join(sys.argv),
+                          "decode_step": "torch" if os.environ.get("BEDROCK_EMULATOR_NATIVE") == "0" else "native",
                           "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     out.write_text(json.dumps(results, indent=1))
     (RESULTS / f"run-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(results, indent=1))  # kept per run

@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import compiled, native
+from . import native
 
 # Architectures whose checkpoints this forward reproduces exactly (no biases, no sliding window, default RoPE).
 SUPPORTED = {"LlamaForCausalLM"}
@@ -47,10 +47,11 @@ PACK_VERSION = 5
 # weights in oneDNN's blocked layout is faster: one read serves every row. Prompts stay on the int4 weights (GGUF's
 # own values, exactly), whose numerics every single-stream token also gets; bfloat16 rounds them slightly.
 DENSE_FROM_ROWS = 16
-# Intra-op threads for a one-sequence decode step (BEDROCK_EMULATOR_STREAM_THREADS; 0 = torch's count). Its 121
-# small matmuls are 121 OpenMP barriers per token: with every core in the pool, the event loop streaming each token
-# (and any other process) preempts a pool thread and the barrier waits out a scheduler slice. One thread measured
-# as fast or faster at 2 threads on this 2-core machine (bench/RESULTS.md, issue 19); prompts and batches keep all.
+# Threads for a one-sequence decode step (BEDROCK_EMULATOR_STREAM_THREADS; 0 = torch's count). The native step
+# (native.py) uses them all by default: its barriers spin briefly, then yield. Torch's step uses one: its 121 small
+# matmuls are 121 OpenMP barriers per token, and with every core in the pool the event loop streaming each token (or
+# any other process) preempts a pool thread and the barrier waits out a scheduler slice (bench/RESULTS.md, issue 19).
+# Prompts and batches use all threads either way.
 STREAM_THREADS_ENV = "BEDROCK_EMULATOR_STREAM_THREADS"
 RESCORE_MARGIN = 2.0  # LM-head logits this close to a row's best are recomputed in float32
 RESCORE_LIMIT = 64  # at most this many per row
@@ -185,10 +186,8 @@ def load_packed(folder: Path, weights: str) -> dict[str, torch.Tensor]:
 class KVCache:
     """One K and one V tensor per layer, shaped [rows, kv_heads, capacity, head_dim]; grown by doubling."""
 
-    def __init__(self, layers: int, kv_heads: int, head_dim: int, dtype: torch.dtype, device: torch.device,
-                 min_rows: int = 1) -> None:
+    def __init__(self, layers: int, kv_heads: int, head_dim: int, dtype: torch.dtype, device: torch.device) -> None:
         self.shape = (kv_heads, head_dim)
-        self.min_rows = min_rows  # 2 for a compiled step, which would specialise on a size-1 dimension
         self.layers = layers
         self.dtype = dtype
         self.device = device
@@ -205,7 +204,7 @@ class KVCache:
     def ensure(self, rows: int, length: int, limit: int) -> None:
         if rows <= self.rows and length <= self.capacity:
             return
-        new_rows = max(self.rows, self.min_rows)
+        new_rows = max(self.rows, 1)
         while new_rows < rows:
             new_rows *= 2
         new_cap = max(self.capacity, 256)
@@ -233,7 +232,7 @@ class Decoder:
 
     def __init__(
         self, config: dict, tensors: dict[str, torch.Tensor], weights: str, device: torch.device, chunk: int = 512,
-        compile_step: bool = False, compile_cache: Path | None = None, native_cache: Path | None = None,
+        native_cache: Path | None = None,
     ) -> None:
         self.weights = weights
         self.chunk = chunk
@@ -285,19 +284,15 @@ class Decoder:
         rot[torch.arange(half), torch.arange(half) + half] = 1.0
         self.eye, self.rot = eye.to(device), rot.to(device)
         self.scale = 1.0 / math.sqrt(self.head_dim)
-        self.stream_threads = int(os.environ.get(STREAM_THREADS_ENV) or 1)
-        self.threads = torch.get_num_threads()  # the native step's threads for a batch
+        self.threads = torch.get_num_threads()  # the native step's threads
         # The native step (native.py) decodes every batch when it builds; torch's step when it cannot.
         self.native: native.NativeStep | None = None
         if weights == "int4" and native_cache is not None and native.wanted(device) and native.supports(config):
             lib = native.library(native_cache)
             if lib is not None:
                 self.native = native.NativeStep(lib, config, t, self.eps, self.cos, self.sin)
-        self.compiled: compiled.CompiledSteps | None = None
-        if compile_step and self.native is None and weights == "int4" and compiled.wanted(device):
-            self.compiled = compiled.CompiledSteps(self._step, self._warm_up, DENSE_FROM_ROWS, compile_cache)
-        self.cache = KVCache(self.n_layers, self.kv_heads, self.head_dim, torch.float32, device,
-                             min_rows=1 if self.compiled is None else 2)
+        self.stream_threads = int(os.environ.get(STREAM_THREADS_ENV) or (0 if self.native is not None else 1))
+        self.cache = KVCache(self.n_layers, self.kv_heads, self.head_dim, torch.float32, device)
 
     def _embed(self, ids: torch.Tensor) -> torch.Tensor:
         return self._rows(self.embed_q, self.embed_d, ids)
@@ -428,59 +423,15 @@ class Decoder:
         return self._decode(ids_t, pos, length, positions[0], b)
 
     def _decode(self, ids_t: torch.Tensor, pos: torch.Tensor, length: int, at: int, b: int) -> torch.Tensor:
-        step = self.compiled.get(b) if self.compiled is not None else None
-        if step is not None:
-            x, approximate = step(ids_t, pos, length, self.cache.k, self.cache.v, b > 1)
-            return self._rescore(x, approximate)
         if b == 1:  # one stream: its token sees the whole prefix, no mask
             return self._forward(ids_t, pos, 0, 1, length, None, only_last=False, at=at)
         mask = (torch.arange(length, device=self.device)[None, :] <= pos[:, None])[:, None, None, :]
         return self._forward(ids_t, pos, 0, b, length, mask, only_last=False)
-
-    def _step(self, ids: torch.Tensor, pos: torch.Tensor, length: int, ks: list[torch.Tensor],
-              vs: list[torch.Tensor], batched: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """One decode step of `_forward` for rows 0..B-1 (B < DENSE_FROM_ROWS), written for torch.compile: the
-        cache is written by index_put_ (in place once compiled), and it returns the final hidden states and the
-        approximate LM-head logits (the exact rescoring picks tokens by a data-dependent shape: see `_rescore`)."""
-        b = ids.shape[0]
-        kvh, g, hd, heads = self.kv_heads, self.groups, self.head_dim, self.heads
-        q_width, kv_width = heads * hd, kvh * hd
-        rope = self._rope(pos)
-        x = self._embed(ids)
-        rows, kv_heads, at = torch.arange(b)[:, None], torch.arange(kvh)[None, :], pos[:, None]
-        mask = (torch.arange(length)[None, :] <= pos[:, None])[:, None, None, :] if batched else None
-        act = self.act
-        for i, (attn_norm, qkv_proj, o_proj, mlp_norm, gate_up, down) in enumerate(self.layers):
-            qkv = qkv_proj(torch.rms_norm(x, (self.hidden,), attn_norm, self.eps).to(act)).float()
-            qk = torch.bmm(qkv[:, : q_width + kv_width].view(b, heads + kvh, hd), rope)
-            ks[i].index_put_((rows, kv_heads, at), qk[:, heads:])
-            vs[i].index_put_((rows, kv_heads, at), qkv[:, q_width + kv_width :].view(b, kvh, hd))
-            q = qk[:, :heads].reshape(b, kvh, g, hd)
-            att = F.scaled_dot_product_attention(
-                q, ks[i][:b, :, :length], vs[i][:b, :, :length], attn_mask=mask, scale=self.scale
-            )
-            x = x + o_proj(att.reshape(b, q_width).to(act))
-            gu = gate_up(torch.rms_norm(x, (self.hidden,), mlp_norm, self.eps).to(act))
-            half = gu.shape[1] // 2
-            x = x + down(F.silu(gu[:, :half]) * gu[:, half:])
-        x = torch.rms_norm(x, (self.hidden,), self.norm, self.eps)
-        return x, self.lm_head(x.to(act))
-
-    def _warm_up(self, step, batched: bool) -> None:
-        """Compile `step` (a torch.compile of `_step`) on a scratch cache: shapes no live step specialises on."""
-        rows = 3 if batched else 1
-        kvh, hd = self.kv_heads, self.head_dim
-        ks = [torch.zeros(4, kvh, 256, hd, device=self.device) for _ in range(self.n_layers)]
-        vs = [torch.zeros(4, kvh, 256, hd, device=self.device) for _ in range(self.n_layers)]
-        pos = torch.arange(16, 16 + rows, device=self.device)
-        for _ in range(2):  # the second call checks the graph serves a new length without recompiling
-            step(torch.zeros(rows, dtype=torch.long, device=self.device), pos, int(pos.max()) + 1, ks, vs, batched)
-            pos = pos + 1
 
     def move_row(self, src: int, dst: int, length: int) -> None:
         self.cache.move_row(src, dst, length)
 
     def release(self) -> None:
         """Idle: free a cache that a burst grew (a single short sequence's cache is kept for the next request)."""
-        if self.cache.rows > self.cache.min_rows or self.cache.capacity > 1024:
+        if self.cache.rows > 1 or self.cache.capacity > 1024:
             self.cache.reset()

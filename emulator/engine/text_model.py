@@ -111,7 +111,6 @@ class TextModel:
             from .sources import default_cache_dir
 
             runner = decoder.Decoder(config, decoder.load_packed(folder, weights), weights, device, PREFILL_CHUNK,
-                                     compile_step=True, compile_cache=default_cache_dir() / "inductor",
                                      native_cache=default_cache_dir())
         else:
             with TRANSFORMERS_LOCK:
