@@ -79,6 +79,7 @@ static inline void q4_ints(const uint8_t *q, vf *out) {
 
 #define NV (32 / VW) /* vectors per block of 32 */
 #define TILE 4       /* output rows computed together: independent accumulators hide the FMA latency */
+#define ROWS 4       /* input rows per pass over a decoded tile: TILE x ROWS accumulators in registers */
 
 enum { QKV, O, GATE_UP, DOWN, ATTN_NORM, MLP_NORM, K_CACHE, V_CACHE, PER_LAYER };
 enum { EMBED_Q, EMBED_D, NORM, COS, SIN, GLOBALS };
@@ -100,7 +101,7 @@ static inline void block(const uint8_t *rec, vf *w) {
 /* y[r, o] = W[o] . x[r] for input rows r < B; W [out, in] is Q4_1 in tiles: for each TILE output rows, for each block
  * of 32 inputs, the TILE rows' records one after another, so a step reads the weights as one sequential stream.
  * One input row: each block is decoded in registers and used at once. More: a tile's rows are decoded into `w`
- * (TILE * in floats) once and serve every input row, two at a time. Both do the same arithmetic in the same order
+ * (TILE * in floats) once and serve every input row, ROWS at a time. Both do the same arithmetic in the same order
  * (see the top). */
 static void matmul_tiles(const uint8_t *q, int out, int in, const float *x, int B, float *y, float *w, int first,
                          int last) {
@@ -128,22 +129,22 @@ static void matmul_tiles(const uint8_t *q, int out, int in, const float *x, int 
                 block(rec, wv);
                 for (int i = 0; i < NV; i++) vstore(w + (size_t)t * in + b * 32 + i * VW, wv[i]);
             }
-        for (int r = 0; r < B; r += 2) {
-            const int two = r + 1 < B;
-            const float *x0 = x + (size_t)r * in, *x1 = two ? x0 + in : x0;
-            vf a0[TILE] = {vzero(), vzero(), vzero(), vzero()}, a1[TILE] = {vzero(), vzero(), vzero(), vzero()};
+        for (int r = 0; r < B; r += ROWS) {
+            const float *xr[ROWS];
+            for (int i = 0; i < ROWS; i++) xr[i] = x + (size_t)(r + i < B ? r + i : r) * in; /* past B: a repeat */
+            vf acc[ROWS][TILE];
+            for (int i = 0; i < ROWS; i++)
+                for (int t = 0; t < TILE; t++) acc[i][t] = vzero();
             for (int c = 0; c < in; c += VW) {
-                vf v0 = vload(x0 + c), v1 = vload(x1 + c);
-                for (int t = 0; t < TILE; t++) {
-                    vf wt = vload(w + (size_t)t * in + c);
-                    a0[t] = vfma(wt, v0, a0[t]);
-                    a1[t] = vfma(wt, v1, a1[t]);
+                vf wt[TILE];
+                for (int t = 0; t < TILE; t++) wt[t] = vload(w + (size_t)t * in + c);
+                for (int i = 0; i < ROWS; i++) {
+                    const vf v = vload(xr[i] + c);
+                    for (int t = 0; t < TILE; t++) acc[i][t] = vfma(wt[t], v, acc[i][t]);
                 }
             }
-            for (int t = 0; t < TILE; t++) {
-                y[(size_t)r * out + o + t] = vsum(a0[t]);
-                if (two) y[(size_t)(r + 1) * out + o + t] = vsum(a1[t]);
-            }
+            for (int i = 0; i < ROWS && r + i < B; i++)
+                for (int t = 0; t < TILE; t++) y[(size_t)(r + i) * out + o + t] = vsum(acc[i][t]);
         }
     }
 }
