@@ -14,6 +14,9 @@ SwiGLU) as a short list of tensor ops per layer over weights packed for serving:
 - "float32": the converted weights as they are (transformers' numerics through this code path).
 The LM head's best candidates are always rescored exactly in float32 (`Decoder._logits`).
 
+Decode steps of int4 weights on CPU run natively when a C compiler is at hand (native.py: the whole step in one call,
+float32 activations over the same Q4_1 blocks); prompts always run through the torch forward below.
+
 Q, K, V and gate/up projections are fused into one matmul each. A batch of sequences shares one KV cache tensor per
 layer, one row per sequence, each row at its own length; a step's attention masks every row past its own length.
 Rows are compact (a finished sequence's row is refilled by the last one), so a step never gathers the cache.
@@ -249,9 +252,14 @@ class Decoder:
         self.context_length = int(config.get("max_position_embeddings", 2048))
         self.n_layers = config["num_hidden_layers"]
         self.vocab = config["vocab_size"]
+        # The native step (native.py) decodes every batch when it builds; torch's step when it cannot.
+        lib = None
+        if weights == "int4" and native_cache is not None and native.wanted(device) and native.supports(config):
+            lib = native.library(native_cache)
 
         def lin(name: str) -> Linear:
-            dense = t.get(name + ".dense")
+            # the bfloat16 copies serve torch's step for big batches only: never read (a memory map) with the native one
+            dense = t.get(name + ".dense") if lib is None else None
             if dense is not None:  # oneDNN's blocked layout, made here (it cannot be saved)
                 dense = torch.ops.mkldnn._reorder_linear_weight(dense, 16)
             return Linear(t[name], t.get(name + ".scale"), dense)
@@ -285,12 +293,7 @@ class Decoder:
         self.eye, self.rot = eye.to(device), rot.to(device)
         self.scale = 1.0 / math.sqrt(self.head_dim)
         self.threads = torch.get_num_threads()  # the native step's threads
-        # The native step (native.py) decodes every batch when it builds; torch's step when it cannot.
-        self.native: native.NativeStep | None = None
-        if weights == "int4" and native_cache is not None and native.wanted(device) and native.supports(config):
-            lib = native.library(native_cache)
-            if lib is not None:
-                self.native = native.NativeStep(lib, config, t, self.eps, self.cos, self.sin)
+        self.native = None if lib is None else native.NativeStep(lib, config, t, self.eps, self.cos, self.sin)
         self.stream_threads = int(os.environ.get(STREAM_THREADS_ENV) or (0 if self.native is not None else 1))
         self.cache = KVCache(self.n_layers, self.kv_heads, self.head_dim, torch.float32, device)
 
