@@ -24,6 +24,7 @@ import h2.config
 import h2.connection
 import h2.errors
 import h2.events
+import hpack
 import httpx
 import pytest
 from botocore.eventstream import EventStreamBuffer
@@ -368,6 +369,41 @@ def test_a_protocol_error_closes_only_that_connection(server):
         assert received[goaway + 10:goaway + 14] == b"\x00\x00\x00\x01"  # error code PROTOCOL_ERROR
     with h2c_client() as client:
         assert client.get(f"{server.url}/_emulator/health").status_code == 200
+
+
+def _headers_frame(block: bytes, stream_id: int = 1) -> bytes:
+    """A HEADERS frame (END_HEADERS | END_STREAM) carrying `block` as is."""
+    return len(block).to_bytes(3, "big") + b"\x01\x05" + stream_id.to_bytes(4, "big") + block
+
+
+REQUEST = [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/_emulator/health"), (b":authority", b"x")]
+REFUSED_BLOCKS = {  # request header blocks RFC 9113 forbids (checked for the server by h2's rules) or HPACK can't read
+    "uppercase name": [*REQUEST, (b"Accept", b"*/*")],
+    "connection header": [*REQUEST, (b"connection", b"keep-alive")],
+    "no :path": REQUEST[:2] + REQUEST[3:],
+    "NUL in a value": [*REQUEST, (b"accept", b"a\x00b")],
+    "pseudo-header after a field": [(b"accept", b"*/*"), *REQUEST],
+    "te other than trailers": [*REQUEST, (b"te", b"gzip")],
+    "host differs from :authority": [*REQUEST, (b"host", b"y")],
+    "bad HPACK": b"\xbe",  # an index past both tables
+    "bad Huffman": b"\x00\x81\xff\x81\xff",  # EOS inside a Huffman string
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_BLOCKS)
+def test_a_refused_request_header_block_ends_the_connection_with_protocol_error(server, case):
+    block = REFUSED_BLOCKS[case]
+    if isinstance(block, list):
+        block = hpack.Encoder().encode(block)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+                     + _headers_frame(block))
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    goaway = received.find(b"\x07\x00\x00\x00\x00\x00")
+    assert goaway > 0 and b"\x01\x04\x00\x00\x00\x01" not in received  # a GOAWAY and no answer on stream 1
+    assert received[goaway + 10:goaway + 14] == b"\x00\x00\x00\x01"  # PROTOCOL_ERROR
 
 
 async def test_shutdown_sends_goaway_and_lets_open_streams_finish():

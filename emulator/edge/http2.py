@@ -40,6 +40,9 @@ from hyperframe.frame import GoAwayFrame
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from .h2_headers import checked
+from .hpack_codec import Decoder, Encoder
+
 log = logging.getLogger("emulator.http2")
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -57,23 +60,26 @@ BODY_BUFFER = 1024 * 1024  # a request body buffered beyond this waits for its h
 _HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 
 
-class _Encoder(hpack.Encoder):
-    """HPACK without Huffman coding: hpack's pure-Python Huffman coder cost more per small reply (about a third of
-    the header block's encoding) than the few bytes it saves are worth on the loopback links the emulator serves."""
-
-    def encode(self, headers, huffman: bool = False) -> bytes:
-        return super().encode(headers, huffman=False)
-
-
 # A value unique to each response: written as a never-indexed literal, so it does not evict reusable entries
 # from the dynamic table (and costs no table insertion).
 _UNIQUE = {b"x-amzn-requestid"}
 
 
 class _Connection(h2.connection.H2Connection):
-    """h2's connection, except that a client's graceful GOAWAY (NO_ERROR) keeps it open while streams remain
-    (python-hyper/h2#1181, see `H2Protocol._peer_goaway`) from that very frame on: the frames after it in the same
-    read, such as a bidirectional stream's request DATA, must still be accepted."""
+    """h2's connection, except that:
+    - a client's graceful GOAWAY (NO_ERROR) keeps it open while streams remain (python-hyper/h2#1181, see
+      `H2Protocol._peer_goaway`) from that very frame on: the frames after it in the same read, such as a
+      bidirectional stream's request DATA, must still be accepted;
+    - a received header block is normalized and validated by `h2_headers.checked` (h2's own checks, one pass)
+      instead of h2's generator chain, which the configuration turns off; a failed check is the same
+      `ProtocolError`, so the connection ends with the same GOAWAY."""
+
+    def _receive_headers_frame(self, frame):
+        frames, events = super()._receive_headers_frame(frame)
+        for event in events:
+            if isinstance(event, (h2.events.RequestReceived, h2.events.TrailersReceived)):
+                event.headers = checked(event.headers, trailer=isinstance(event, h2.events.TrailersReceived))
+        return frames, events
 
     def _receive_goaway_frame(self, frame):
         frames, events = super()._receive_goaway_frame(frame)
@@ -88,12 +94,15 @@ class H2Protocol(asyncio.Protocol):
     def __init__(self, server: web.Server, on_close: Callable[["H2Protocol"], None] | None = None) -> None:
         self._server = server
         self._on_close = on_close
-        # Inbound headers are validated (they come from anyone); outbound ones are aiohttp's, already well-formed
-        # and lower-cased here, so h2 need not re-check every response (a measurable share of a small reply's cost).
+        # Inbound headers are validated (they come from anyone), by `_Connection` in one pass rather than by h2's
+        # chain; outbound ones are aiohttp's, already well-formed and lower-cased here, so h2 need not re-check
+        # every response (a measurable share of a small reply's cost).
         config = h2.config.H2Configuration(client_side=False, header_encoding=None, validate_outbound_headers=False,
-                                           normalize_outbound_headers=False)
+                                           normalize_outbound_headers=False, validate_inbound_headers=False,
+                                           normalize_inbound_headers=False)
         self.conn = _Connection(config=config)
-        self.conn.encoder = _Encoder()
+        self.conn.encoder = Encoder()
+        self.conn.decoder = Decoder()
         self.conn.local_settings = h2.settings.Settings(
             client=False,
             initial_values={
