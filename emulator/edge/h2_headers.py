@@ -18,6 +18,10 @@ from hpack.struct import NeverIndexedHeaderTuple
 _ALLOWED_PSEUDO = frozenset([b":method", b":scheme", b":authority", b":path", b":status", b":protocol"])
 _NAME_REFUSED = re.compile(rb"[\x00-\x20A-Z\x7f-\xff]")  # RFC 9113 8.2.1: never in a field name
 _VALUE_REFUSED = re.compile(rb"[\x00\n\r]")  # nor these in a value
+# Fields (name, value) that passed the checks made on a field alone: a client repeats most of its fields on every
+# request. Cleared when full; a unique value (a signature) is checked, kept a while and forgotten with the rest.
+_FIELDS_SEEN_VALID: set[tuple[bytes, bytes]] = set()
+_FIELDS_REMEMBERED = 1024
 _REQUEST = HeaderValidationFlags(is_client=False, is_trailer=False, is_response_header=False, is_push_promise=False)
 _TRAILER = HeaderValidationFlags(is_client=False, is_trailer=True, is_response_header=False, is_push_promise=False)
 
@@ -28,33 +32,17 @@ def checked(headers: list, trailer: bool) -> list:
     if cookies:  # _combine_cookie_fields: joined, and moved last
         headers = [h for h in headers if h[0] != b"cookie"]
         headers.append(NeverIndexedHeaderTuple(b"cookie", b"; ".join(cookies)))
+    seen_valid = _FIELDS_SEEN_VALID
     pseudo: set[bytes] = set()
     regular = False
     method = authority = host = None
     for header in headers:
         name, value = header[0], header[1]
-        # _reject_illegal_characters
-        refused = _NAME_REFUSED.search(name)
-        if refused is not None:
-            c = name[refused.start()]
-            if 0x41 <= c <= 0x5A:
-                raise ProtocolError(f"Received uppercase header name {name!r}.")
-            raise ProtocolError(f"Illegal character '{chr(c)}' in header name: {name!r}")
-        if name.find(b":", 1) != -1:
-            raise ProtocolError(f"Illegal character ':' in header name: {name!r}")
-        if value:
-            refused = _VALUE_REFUSED.search(value)
-            if refused is not None:
-                raise ProtocolError(f"Illegal character '{chr(value[refused.start()])}' in header value: {value!r}")
-            if value[0] in (0x20, 0x09) or value[-1] in (0x20, 0x09):
-                raise ProtocolError(f"Received header value surrounded by whitespace {value!r}")
-        # _reject_empty_header_names, _reject_te, _reject_connection_header
-        if not name:
-            raise ProtocolError("Received header name with zero length.")
-        if name == b"te" and value.lower() != b"trailers":
-            raise ProtocolError(f"Invalid value for TE header: {value!r}")
-        if name in CONNECTION_HEADERS:
-            raise ProtocolError(f"Connection-specific header field present: {name!r}.")
+        if header not in seen_valid:
+            _check_field(name, value)
+            if len(seen_valid) >= _FIELDS_REMEMBERED:
+                seen_valid.clear()
+            seen_valid.add((name, value))
         # _reject_pseudo_header_fields
         if name[0] == 0x3A:
             if name in pseudo:
@@ -86,3 +74,28 @@ def checked(headers: list, trailer: bool) -> list:
             raise ProtocolError("Request header block has mismatched :authority and "
                                 f"Host headers: {authority!r} / {host!r}")
     return headers
+
+
+def _check_field(name: bytes, value: bytes) -> None:
+    """The checks on one field alone, in the pipeline's order: _reject_illegal_characters,
+    _reject_empty_header_names, _reject_te, _reject_connection_header."""
+    refused = _NAME_REFUSED.search(name)
+    if refused is not None:
+        c = name[refused.start()]
+        if 0x41 <= c <= 0x5A:
+            raise ProtocolError(f"Received uppercase header name {name!r}.")
+        raise ProtocolError(f"Illegal character '{chr(c)}' in header name: {name!r}")
+    if name.find(b":", 1) != -1:
+        raise ProtocolError(f"Illegal character ':' in header name: {name!r}")
+    if value:
+        refused = _VALUE_REFUSED.search(value)
+        if refused is not None:
+            raise ProtocolError(f"Illegal character '{chr(value[refused.start()])}' in header value: {value!r}")
+        if value[0] in (0x20, 0x09) or value[-1] in (0x20, 0x09):
+            raise ProtocolError(f"Received header value surrounded by whitespace {value!r}")
+    if not name:
+        raise ProtocolError("Received header name with zero length.")
+    if name == b"te" and value.lower() != b"trailers":
+        raise ProtocolError(f"Invalid value for TE header: {value!r}")
+    if name in CONNECTION_HEADERS:
+        raise ProtocolError(f"Connection-specific header field present: {name!r}.")

@@ -24,43 +24,69 @@ from hpack.huffman_table import HUFFMAN_COMPLETE, HUFFMAN_EMIT_SYMBOL, HUFFMAN_F
 from hpack.struct import HeaderTuple, NeverIndexedHeaderTuple
 from hpack.table import HeaderTable
 
-# One row per state of hpack's Huffman automaton: for each input byte, (next state or -1 after EOS, the bytes
-# emitted, whether the input may end here).
-_rows: list[list[tuple[int, bytes, bool]] | None] = [None] * 256
+# hpack's Huffman automaton a byte at a time: `_rows[state][byte]` is (the next state, the bytes emitted). State
+# `_AFTER_EOS` follows a decoded EOS symbol (an error); a row is built the first time its state is reached.
+_AFTER_EOS = 256
 
 
-def _row(state: int) -> list[tuple[int, bytes, bool]]:
+def _build_row(state: int) -> list[tuple[int, bytes]]:
     row = []
     for byte in range(256):
-        current, flags, out = state, 0, bytearray()
+        current, out = state, bytearray()
         for nibble in (byte >> 4, byte & 0x0F):
             current, flags, symbol = HUFFMAN_TABLE[current * 16 + nibble]
             if flags & HUFFMAN_FAIL:
-                current = -1
+                current = _AFTER_EOS
                 break
             if flags & HUFFMAN_EMIT_SYMBOL:
                 out.append(symbol)
-        row.append((current, bytes(out), bool(flags & HUFFMAN_COMPLETE)))
+        row.append((current, bytes(out)))
     _rows[state] = row
     return row
 
 
+class _Unbuilt:
+    __slots__ = ("state",)
+
+    def __init__(self, state: int) -> None:
+        self.state = state
+
+    def __getitem__(self, byte: int) -> tuple[int, bytes]:
+        return _build_row(self.state)[byte]
+
+
+class _Failed:
+    def __getitem__(self, byte: int) -> tuple[int, bytes]:
+        raise HPACKDecodingError("Invalid Huffman string")
+
+
+_rows: list = [_Unbuilt(state) for state in range(256)] + [_Failed()]
+# Whether the input may end in a state (only padding, the start of EOS, since the last symbol): in hpack's table
+# the COMPLETE flag is a property of the state a step lands in.
+_accepting = [False] * 257
+for _index, (_state, _flags, _) in enumerate(HUFFMAN_TABLE):
+    if not _flags & HUFFMAN_FAIL:
+        _accepting[_state] = bool(_flags & HUFFMAN_COMPLETE)
+
+
 def decode_huffman(data: bytes) -> bytes:
     """hpack.huffman_table.decode_huffman, a byte per step: the same output and the same errors."""
-    rows = _rows
-    state, complete, out = 0, True, bytearray()
+    if not data:
+        return b""
+    rows, state, out = _rows, 0, []
     for byte in data:
-        state, piece, complete = (rows[state] or _row(state))[byte]
-        if state < 0:
-            raise HPACKDecodingError("Invalid Huffman string")
-        out += piece
-    if not complete:
+        state, piece = rows[state][byte]
+        out.append(piece)
+    if state == _AFTER_EOS:
+        raise HPACKDecodingError("Invalid Huffman string")
+    if not _accepting[state]:
         raise HPACKDecodingError("Incomplete Huffman string")
-    return bytes(out)
+    return b"".join(out)
 
 
 _STATIC = HeaderTable.STATIC_TABLE
 _STATIC_LENGTH = len(_STATIC)
+_new = tuple.__new__  # HeaderTuple(name, value) without its Python-level __new__
 
 
 class Decoder(hpack.Decoder):
@@ -84,9 +110,9 @@ class Decoder(hpack.Decoder):
                 else:
                     i += 1
                 if 0 < index <= _STATIC_LENGTH:
-                    header = HeaderTuple(*_STATIC[index - 1])
+                    header = _new(HeaderTuple, _STATIC[index - 1])
                 else:
-                    header = HeaderTuple(*table.get_by_index(index))
+                    header = _new(HeaderTuple, table.get_by_index(index))
             elif first & 0x40 or not first & 0x20:  # a literal, added to the table or not
                 if first & 0x40:
                     indexing, never, name_index, mask = True, False, first & 0x3F, 0x3F
@@ -103,7 +129,7 @@ class Decoder(hpack.Decoder):
                     i += 1
                     name, i = self._string(data, view, i)
                 value, i = self._string(data, view, i)
-                header = NeverIndexedHeaderTuple(name, value) if never else HeaderTuple(name, value)
+                header = _new(NeverIndexedHeaderTuple if never else HeaderTuple, (name, value))
                 if indexing:
                     table.add(name, value)
             else:  # dynamic table size update: only before the first field
