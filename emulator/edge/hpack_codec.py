@@ -69,14 +69,40 @@ for _index, (_state, _flags, _) in enumerate(HUFFMAN_TABLE):
         _accepting[_state] = bool(_flags & HUFFMAN_COMPLETE)
 
 
+# Where a string's decoding stood after each whole `_STEP` bytes of it, by those bytes: a string that starts like
+# one seen before resumes there. A SigV4 `authorization` is the same text up to its signature for every request of
+# a client on a day (~100 of its ~150 coded bytes), `:path` the same for every call to a model. Only proper
+# prefixes are kept (a whole string is always decoded to its end); cleared when full.
+_STEP = 32
+_prefixes: dict[bytes, tuple[int, bytes]] = {}
+_PREFIXES_REMEMBERED = 512
+
+
 def decode_huffman(data: bytes) -> bytes:
     """hpack.huffman_table.decode_huffman, a byte per step: the same output and the same errors."""
     if not data:
         return b""
-    rows, state, out = _rows, 0, []
-    for byte in data:
-        state, piece = rows[state][byte]
-        out.append(piece)
+    rows, prefixes = _rows, _prefixes
+    state, out, start = 0, [], (len(data) - 1) // _STEP * _STEP
+    while start:
+        known = prefixes.get(data[:start])
+        if known is not None:
+            state, decoded = known
+            out.append(decoded)
+            break
+        start -= _STEP
+    end = start
+    while end < len(data):
+        end = min(end + _STEP, len(data))
+        for byte in data[start:end]:
+            state, piece = rows[state][byte]
+            out.append(piece)
+        if end < len(data) and state != _AFTER_EOS:
+            if len(prefixes) >= _PREFIXES_REMEMBERED:
+                prefixes.clear()
+            out = [b"".join(out)]
+            prefixes[data[:end]] = (state, out[0])
+        start = end
     if state == _AFTER_EOS:
         raise HPACKDecodingError("Invalid Huffman string")
     if not _accepting[state]:
@@ -172,16 +198,25 @@ _STATIC_NAMES = HeaderTable.STATIC_TABLE_MAPPING  # name -> (its first index, {v
 _REMEMBERED = 512  # distinct fields whose encoding is kept (the table is cleared when full)
 
 
+_heads: dict[tuple[bytes, int], bytes] = {}  # (name, 0x00 or 0x10) -> a literal's representation up to its value
+
+
 def _literal(name: bytes, value: bytes, never_indexed: bool) -> bytes:
     """A literal field without indexing (RFC 7541 6.2.2) or never indexed (6.2.3), its name indexed when static."""
     flag = 0x10 if never_indexed else 0x00
-    static = _STATIC_NAMES.get(name)
-    if static is not None:
-        head = encode_integer(static[0], 4)
-        head[0] |= flag
-    else:
-        head = bytearray([flag]) + encode_integer(len(name), 7) + name
-    return bytes(head + encode_integer(len(value), 7) + value)
+    head = _heads.get((name, flag))
+    if head is None:
+        static = _STATIC_NAMES.get(name)
+        if static is not None:
+            encoded = encode_integer(static[0], 4)
+            encoded[0] |= flag
+        else:
+            encoded = bytearray([flag]) + encode_integer(len(name), 7) + name
+        head = bytes(encoded)
+        if len(_heads) < _REMEMBERED:
+            _heads[(name, flag)] = head
+    length = len(value)
+    return b"".join((head, bytes((length,)) if length < 0x7F else bytes(encode_integer(length, 7)), value))
 
 
 class Encoder(hpack.Encoder):

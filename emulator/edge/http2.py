@@ -152,6 +152,7 @@ class H2Protocol(asyncio.Protocol):
         self.closing = False  # either side's GOAWAY: close when the last open stream ends
         self._closed = False
         self._flush_scheduled = False
+        self._flush_handle: asyncio.Handle | None = None
         self._window_open = asyncio.Event()  # set whenever the peer may have widened a flow-control window
         self._writable = asyncio.Event()
         self._writable.set()
@@ -253,10 +254,13 @@ class H2Protocol(asyncio.Protocol):
         produce in one iteration leave in one write (one syscall) rather than one each."""
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        if self._flush_handle is not None:  # written now: a flush still scheduled has nothing left to do
+            self._flush_handle.cancel()
+            self._flush_handle = None
         data = self.conn.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
@@ -305,7 +309,10 @@ class H2Protocol(asyncio.Protocol):
         if stream.unacknowledged:  # the connection window must not shrink by a body nobody will read
             self.conn.acknowledge_received_data(stream.unacknowledged, stream.stream_id)
             stream.unacknowledged = 0
-        self._flush_soon()
+        if self.streams:  # others may still write in this iteration: one write for all
+            self._flush_soon()
+        else:  # the last one: nothing else to wait for, so no extra turn of the loop
+            self._flush()
         if self.closing and not self.streams:
             self._close()
 

@@ -59,6 +59,23 @@ def test_huffman_decoding_matches_hpack_on_encoded_and_on_arbitrary_bytes():
     assert sum(outcome(decode_huffman, data)[0] != "ok" for data in broken) > 1000  # many were refused
 
 
+def test_huffman_strings_that_share_a_known_start_decode_and_fail_as_hpack_does():
+    """Strings resume after a remembered start (`_prefixes`): signatures that differ, strings cut or broken after a
+    shared start, and enough of them to clear the memory, all against hpack."""
+    rng = random.Random(6)
+    head = AUTHORIZATION[:-64]
+    for i in range(1500):
+        text = head + bytes(rng.choice(b"0123456789abcdef") for _ in range(64))
+        coded = HUFFMAN.encode(text)
+        variants = [coded, coded[:rng.randrange(1, len(coded))]]
+        i = rng.randrange(len(coded))
+        variants.append(coded[:i] + bytes([rng.randrange(256)]) + coded[i + 1:])
+        variants.append(coded + b"\xff" * rng.randrange(1, 6))
+        for data in variants:
+            assert outcome(decode_huffman, data) == outcome(hpack_decode_huffman, data)
+        assert decode_huffman(coded) == text
+
+
 # --- HPACK decoding --------------------------------------------------------------------------------------------
 
 NAMES = [b":method", b":path", b":authority", b":scheme", b"content-type", b"accept", b"authorization",
