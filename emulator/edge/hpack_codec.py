@@ -137,8 +137,10 @@ class Decoder(hpack.Decoder):
                     i += 1
                 if 0 < index <= _STATIC_LENGTH:
                     header = _new(HeaderTuple, _STATIC[index - 1])
+                elif _STATIC_LENGTH < index <= _STATIC_LENGTH + len(table.dynamic_entries):
+                    header = _new(HeaderTuple, table.dynamic_entries[index - _STATIC_LENGTH - 1])
                 else:
-                    header = _new(HeaderTuple, table.get_by_index(index))
+                    header = _new(HeaderTuple, table.get_by_index(index))  # raises hpack's InvalidTableIndex
             elif first & 0x40 or not first & 0x20:  # a literal, added to the table or not
                 if first & 0x40:
                     indexing, never, name_index, mask = True, False, first & 0x3F, 0x3F

@@ -55,6 +55,9 @@ MAX_INBOUND_FRAME_SIZE = 64 * 1024
 STREAM_WINDOW = 1024 * 1024  # per-stream receive window: a 25 MB body in few round trips
 CONNECTION_WINDOW = 16 * 1024 * 1024
 BODY_BUFFER = 1024 * 1024  # a request body buffered beyond this waits for its handler before more is acknowledged
+# Body bytes acknowledged together: h2 sends a WINDOW_UPDATE only once half a window is consumed anyway, so a small
+# body's bytes are given back when its stream ends (`stream_done`) instead of by a call into h2 per DATA frame.
+ACKNOWLEDGE_BATCH = 64 * 1024
 
 # Connection-specific headers have no place in HTTP/2 (RFC 9113 8.2.2); aiohttp's response adds some for HTTP/1.1.
 _HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
@@ -153,6 +156,7 @@ class H2Protocol(asyncio.Protocol):
         self._closed = False
         self._flush_scheduled = False
         self._flush_handle: asyncio.Handle | None = None
+        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by connection_made
         self._window_open = asyncio.Event()  # set whenever the peer may have widened a flow-control window
         self._writable = asyncio.Event()
         self._writable.set()
@@ -164,6 +168,7 @@ class H2Protocol(asyncio.Protocol):
     # -- asyncio.Protocol --------------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._loop = asyncio.get_running_loop()
         self.transport = transport  # type: ignore[assignment]
         self.ssl_context = transport.get_extra_info("sslcontext")
         self.peername = transport.get_extra_info("peername")
@@ -254,7 +259,7 @@ class H2Protocol(asyncio.Protocol):
         produce in one iteration leave in one write (one syscall) rather than one each."""
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+            self._flush_handle = self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -278,7 +283,8 @@ class H2Protocol(asyncio.Protocol):
         while True:
             if self._closed:
                 raise ConnectionResetError("the HTTP/2 connection is closed")
-            await self._writable.wait()
+            if not self._writable.is_set():  # the transport's buffer is full: wait for it to drain
+                await self._writable.wait()
             stream = self.streams.get(stream_id)
             if stream is None or stream.reset:
                 raise ConnectionResetError("the HTTP/2 stream was reset")
@@ -385,7 +391,7 @@ class _Stream:
     # -- inbound -----------------------------------------------------------------------------------------------
 
     def start(self, raw: list[tuple[bytes, bytes]], ended: bool) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self.connection._loop
         pseudo: dict[bytes, bytes] = {}
         headers: CIMultiDict[str] = CIMultiDict()
         for name, value in raw:
@@ -419,7 +425,7 @@ class _Stream:
                 self._sink.feed_data(data, len(data))
             except ContentEncodingError as exc:  # as aiohttp's parser reports an undecodable body
                 set_exception(self.payload, RequestPayloadError(str(exc)), exc)
-        if not self._reading_paused:
+        if not self._reading_paused and self.unacknowledged >= ACKNOWLEDGE_BATCH:
             self._acknowledge()
 
     def body_ended(self) -> None:
