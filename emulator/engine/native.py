@@ -164,7 +164,10 @@ class NativeStep:
         """Final normed hidden states [B, hidden] for tokens at positions in cache rows 0..B-1 (their K/V written);
         the cache tensors are [rows >= B, kv_heads, capacity, head_dim] float32."""
         b = len(tokens)
-        assert ks[0].shape[0] >= b and ks[0].shape[2] > max(positions) and ks[0].dtype == torch.float32
+        # C indexes with these unchecked: a bad one would read or write past a table, so it is refused here
+        if not (0 <= min(tokens) and max(tokens) < self.vocab and 0 <= min(positions) and max(positions) < ks[0].shape[2]
+                and ks[0].shape[0] >= b and ks[0].dtype == torch.float32):
+            raise ValueError("decode step outside the model's vocabulary or its KV cache")
         need = self.lib.scratch_floats(self.cfg.data_ptr(), b)
         if self.scratch.numel() < need:
             self.scratch = torch.empty(need, dtype=torch.float32)
