@@ -214,7 +214,7 @@ def table(results: dict) -> str:
                     f"{ours:.2f} s | llama.cpp {theirs:.2f} s | {theirs / ours:.2f}x | >= 1.0x |")
     if "start" in results:
         r = results["start"]
-        rows.append(f"| 3a. second start to healthy | {median(r['healthy_s']):.2f} s | - | - | <= 3 s |")
+        rows.append(f"| 3a. second start to healthy | {median(r['healthy_s']):.2f} s | - | - | <= 2 s |")
         rows.append(f"| 3b. resident memory, text + embedding models | {median(r['rss_mb']):.0f} MB | - | - | <= 1024 MB |")
     if "protocol" in results:
         r = results["protocol"]
