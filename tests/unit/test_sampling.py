@@ -153,3 +153,13 @@ def test_without_a_seed_each_generator_is_seeded_afresh():
     p = params()
     picks = [[choose(logits, p, gen) for _ in range(5)] for gen in (make_generator(p, CPU), make_generator(p, CPU))]
     assert picks[0] != picks[1]
+
+
+def test_a_draw_follows_the_probabilities_and_never_picks_an_impossible_token():
+    # temperature 1, no top_k/top_p: the whole vocabulary, drawn by inverting the cumulative sum
+    probs = [0.0, 0.5, 0.0, 0.2, 0.3, 0.0]
+    counts = draws(logits_for(probs), params(temperature=1.0), n=6000)
+    assert set(counts) == {1, 3, 4}
+    for token, p in enumerate(probs):
+        if p:
+            assert abs(counts[token] / 6000 - p) < 0.025  # > 4 standard deviations
