@@ -124,3 +124,27 @@ async def test_health_answers_while_many_requests_wait(server):
         texts = {(await reply.json())["output"]["message"]["content"][0]["text"] for reply in replies}
     assert answered_health_while_generating
     assert len(texts) == 1  # interleaved greedy sequences do not disturb each other
+
+
+async def test_answers_that_end_at_their_first_token_do_not_disturb_the_rows_read_with_them(server):
+    """Prompts that arrive together are read in one forward; one that ends at its first token (maxTokens 1) frees
+    its cache row at once, and the rows read after it move up. The long answers are the ones each gives alone."""
+    engine = default_engine(server)
+    await wait_until_idle(engine)
+    url = f"{server.url}/model/{QUOTED}/converse"
+
+    def body(text: str, max_tokens: int) -> str:
+        return json.dumps({"messages": [user(text)], "inferenceConfig": {"temperature": 0, "maxTokens": max_tokens}})
+
+    prompts = ["Name a colour.", "Count to five.", "Say hello in French.", "Name a fruit."]
+    async with aiohttp.ClientSession() as session:
+
+        async def text(data: str) -> str:
+            async with session.post(url, data=data, headers={"Content-Type": "application/json"}) as reply:
+                assert reply.status == 200
+                return (await reply.json())["output"]["message"]["content"][0]["text"]
+
+        alone = [await text(body(p, 24)) for p in prompts]
+        mixed = await asyncio.gather(*(text(body(p, n)) for p in prompts for n in (1, 24)))
+    assert mixed[1::2] == alone
+    assert all(len(short) < len(long) for short, long in zip(mixed[0::2], alone))

@@ -102,3 +102,18 @@ def test_the_torch_step_serves_when_the_native_one_cannot_be_built_or_is_off(sta
     # either way the same greedy tokens (torch's step: bfloat16 activations, so only the tokens are compared)
     assert [t.argmax(-1).tolist() for t in _greedy(off, [3, 77], 12)] == \
         [t.argmax(-1).tolist() for t in _greedy(on, [3, 77], 12)]
+
+
+def test_prompts_read_together_leave_what_they_leave_one_by_one(state, tmp_path):
+    """prefill_many pads a group of prompts to its longest: the logits and every later step are the same as when each
+    prompt is read alone (grouped here: lengths 5 and 3; then 20, 4 and 30)."""
+    prompts = [[1, 2, 3, 4, 5], [7, 8, 9], [5] * 20, [9, 9, 11, 12], list(range(30, 60))]
+    together, alone = _native(state, tmp_path), _native(state, tmp_path)
+    with torch.inference_mode():
+        first = together.prefill_many(0, prompts)
+        assert torch.equal(first, torch.stack([alone.prefill(row, p) for row, p in enumerate(prompts)]))
+        tokens, lengths = first.argmax(-1).tolist(), [len(p) for p in prompts]
+        for _ in range(5):
+            a, b = together.decode(tokens, lengths), alone.decode(tokens, lengths)
+            assert torch.equal(a, b)
+            tokens, lengths = a.argmax(-1).tolist(), [n + 1 for n in lengths]

@@ -56,6 +56,7 @@ DENSE_FROM_ROWS = 16
 # any other process) preempts a pool thread and the barrier waits out a scheduler slice (bench/RESULTS.md, issue 19).
 # Prompts and batches use all threads either way.
 STREAM_THREADS_ENV = "BEDROCK_EMULATOR_STREAM_THREADS"
+PREFILL_TOKENS = 2048  # a group of prompts read in one forward, padded: bounds the step's memory (see prefill_many)
 RESCORE_MARGIN = 2.0  # LM-head logits this close to a row's best are recomputed in float32
 RESCORE_LIMIT = 64  # at most this many per row
 GROUP = 32  # int4 group size: GGUF's Q4 block, so a Q4_1 checkpoint round-trips exactly
@@ -336,12 +337,12 @@ class Decoder:
         return self.eye * cos + self.rot * sin  # [N, hd, hd]
 
     def _forward(self, ids: torch.Tensor, positions: torch.Tensor, lo: int, seqs: int, length: int,
-                 mask: torch.Tensor | None, only_last: bool, at: int | None = None) -> torch.Tensor:
+                 mask: torch.Tensor | None, last: torch.Tensor | None, at: int | None = None) -> torch.Tensor:
         """Run N tokens (`seqs` sequences in cache rows lo.., N/seqs tokens each) through every layer.
 
         `at`: the position when N is one token of one sequence (its KV entries are then written by plain slicing);
         `mask` None: every query row sees the whole cache prefix (a single sequence's next token).
-        Returns float32 logits: one row per sequence for its last token when `only_last`, else one per token.
+        Returns float32 logits: one row per sequence for its token `last[s]` when `last` is given, else one per token.
         """
         n = ids.shape[0]
         per_seq = n // seqs
@@ -350,7 +351,7 @@ class Decoder:
         rows = torch.arange(lo, lo + seqs, device=self.device).repeat_interleave(per_seq)
         rope = self._rope(positions)
         x = self._embed(ids)
-        dense = seqs >= DENSE_FROM_ROWS  # a big batch of sequences, never a prompt
+        dense = seqs >= DENSE_FROM_ROWS and per_seq == 1  # a big batch of decode steps, never prompts
         act = self.act
         for i, (attn_norm, qkv_proj, o_proj, mlp_norm, gate_up, down) in enumerate(self.layers):
             qkv = qkv_proj(torch.rms_norm(x, (self.hidden,), attn_norm, self.eps).to(act), dense).float()
@@ -372,8 +373,8 @@ class Decoder:
             gu = gate_up(torch.rms_norm(x, (self.hidden,), mlp_norm, self.eps).to(act), dense)
             half = gu.shape[1] // 2
             x = x + down(F.silu(gu[:, :half]) * gu[:, half:], dense)
-        if only_last:
-            x = x.view(seqs, per_seq, self.hidden)[:, -1]
+        if last is not None:
+            x = x.view(seqs, per_seq, self.hidden)[torch.arange(seqs, device=self.device), last]
         return self._logits(torch.rms_norm(x, (self.hidden,), self.norm, self.eps))
 
     def prefill(self, row: int, ids: list[int]) -> torch.Tensor:
@@ -381,6 +382,39 @@ class Decoder:
         for start in range(0, len(ids), self.chunk):
             logits = self._prefill_chunk(row, ids[start : start + self.chunk], start)
         return logits
+
+    def prefill_many(self, row: int, prompts: list[list[int]]) -> torch.Tensor:
+        """Feed prompts into cache rows row, row+1, ...; return their last tokens' logits [len(prompts), vocab].
+
+        Prompts that arrive together are read in one forward where they fit (each within `chunk` tokens, the group
+        within PREFILL_TOKENS once right-padded to its longest, padding at most as much as the prompts): a padded
+        position's K/V lands past its row's length, where no step ever reads it. The rest go one by one."""
+        out: list[torch.Tensor] = []
+        start = 0
+        while start < len(prompts):
+            end, longest = start + 1, len(prompts[start])
+            while end < len(prompts) and longest <= self.chunk:
+                wider = max(longest, len(prompts[end]))
+                real = sum(len(p) for p in prompts[start : end + 1])
+                if len(prompts[end]) > self.chunk or wider * (end + 1 - start) > min(PREFILL_TOKENS, 2 * real):
+                    break
+                end, longest = end + 1, wider
+            if end - start == 1:
+                out.append(self.prefill(row + start, prompts[start])[None])
+            else:
+                out.append(self._prefill_group(row + start, prompts[start:end], longest))
+            start = end
+        return torch.cat(out)
+
+    def _prefill_group(self, row: int, prompts: list[list[int]], longest: int) -> torch.Tensor:
+        seqs = len(prompts)
+        self.cache.ensure(row + seqs, longest, self.context_length)
+        positions = torch.arange(longest, device=self.device)
+        causal = positions[None, :] <= positions[:, None]
+        mask = causal.repeat(self.groups, 1)[None, None]  # query rows are (group, token); the same for every row
+        ids = torch.tensor([p + [0] * (longest - len(p)) for p in prompts], device=self.device).reshape(-1)
+        last = torch.tensor([len(p) - 1 for p in prompts], device=self.device)
+        return self._forward(ids, positions.repeat(seqs), row, seqs, longest, mask, last)
 
     def _prefill_chunk(self, row: int, ids: list[int], start: int) -> torch.Tensor:
         n = len(ids)
@@ -390,7 +424,7 @@ class Decoder:
         allowed = torch.arange(length, device=self.device)[None, :] <= positions[:, None]  # causal, with history
         mask = allowed.repeat(self.groups, 1)[None, None]  # query rows are (group, token)
         ids_t = torch.tensor(ids, device=self.device)
-        return self._forward(ids_t, positions, row, 1, length, mask, only_last=True)[0]
+        return self._forward(ids_t, positions, row, 1, length, mask, torch.tensor([n - 1], device=self.device))[0]
 
     @contextlib.contextmanager
     def stepping(self) -> Iterator[None]:
@@ -427,9 +461,9 @@ class Decoder:
 
     def _decode(self, ids_t: torch.Tensor, pos: torch.Tensor, length: int, at: int, b: int) -> torch.Tensor:
         if b == 1:  # one stream: its token sees the whole prefix, no mask
-            return self._forward(ids_t, pos, 0, 1, length, None, only_last=False, at=at)
+            return self._forward(ids_t, pos, 0, 1, length, None, None, at=at)
         mask = (torch.arange(length, device=self.device)[None, :] <= pos[:, None])[:, None, None, :]
-        return self._forward(ids_t, pos, 0, b, length, mask, only_last=False)
+        return self._forward(ids_t, pos, 0, b, length, mask, None)
 
     def move_row(self, src: int, dst: int, length: int) -> None:
         self.cache.move_row(src, dst, length)

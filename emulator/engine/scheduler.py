@@ -97,10 +97,17 @@ class Scheduler:
                 while not self._incoming.empty():
                     waiting.append(self._incoming.get_nowait())
                 self._leave(active, [row for row, seq in enumerate(active) if seq.cancelled])
-                while waiting and len(active) < MAX_BATCH:
+                admitted = []
+                while waiting and len(active) + len(admitted) < MAX_BATCH:
                     seq = waiting.pop(0)
-                    if not seq.cancelled and self._guard(seq, self._prefill, seq, len(active)):
-                        active.append(seq)
+                    if seq.cancelled:
+                        continue
+                    if seq.budget <= 0:
+                        seq.finish(CONTEXT_EXCEEDED)
+                        continue
+                    admitted.append(seq)
+                if admitted:
+                    self._prefill(active, admitted)
                 if active:
                     with self._model.runner.stepping():
                         self._decode(active)
@@ -115,14 +122,23 @@ class Scheduler:
             seq.sink(Failed(exc))
             return False
 
-    def _prefill(self, seq: _Sequence, row: int) -> bool:
-        if seq.budget <= 0:
-            seq.finish(CONTEXT_EXCEEDED)
-            return False
-        prompt = list(seq.request.prompt_ids)
-        logits = self._model.runner.prefill(row, prompt)
-        seq.length = len(prompt)
-        return self._accept(seq, self._choose(seq, logits))
+    def _prefill(self, active: list[_Sequence], admitted: list[_Sequence]) -> None:
+        """Read the admitted prompts (together where the runner can) into the rows after `active`, take each one's
+        first token, and add those that go on to `active`, rows kept compact."""
+        first = len(active)
+        try:
+            logits = self._model.runner.prefill_many(first, [list(seq.request.prompt_ids) for seq in admitted])
+        except Exception as exc:
+            log.exception("reading prompts failed")
+            for seq in admitted:
+                seq.sink(Failed(exc))
+            return
+        for i, seq in enumerate(admitted):
+            seq.length = len(seq.request.prompt_ids)
+            if self._guard(seq, self._advance, seq, logits[i], None):
+                if first + i != len(active):  # an earlier one ended at once: its row is reused
+                    self._model.runner.move_row(first + i, len(active), seq.length)
+                active.append(seq)
 
     def _decode(self, active: list[_Sequence]) -> None:
         tokens = [seq.next_token for seq in active]

@@ -77,6 +77,9 @@ class ReferenceRunner:
         self._caches.pop(row, None)
         return self._step(row, ids)
 
+    def prefill_many(self, row: int, prompts: list[list[int]]) -> torch.Tensor:
+        return torch.stack([self.prefill(row + i, ids) for i, ids in enumerate(prompts)])
+
     def decode(self, tokens: list[int], positions: list[int]) -> torch.Tensor:
         return torch.stack([self._step(row, [token]) for row, token in enumerate(tokens)])
 
