@@ -23,10 +23,8 @@ pytestmark = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc
 
 def _on_grids(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     def q4(w: torch.Tensor) -> torch.Tensor:
-        step, low = decoder._q4_grid(w)
-        blocks = w.view(w.shape[0], -1, decoder.GROUP)
-        q = torch.round((blocks - low[..., None]) / step[..., None]).clamp(0, 15)
-        return (q * step[..., None] + low[..., None]).view_as(w)
+        q, step, low = decoder._q4(w)
+        return (q.float() * step[..., None] + low[..., None]).view_as(w)
 
     def q8(w: torch.Tensor) -> torch.Tensor:
         q, d = decoder._int8_blocks(w)

@@ -91,18 +91,19 @@ class Linear:
         return F.linear(x, self.weight)
 
 
-def _q4_grid(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each GROUP-block's (step, minimum) of GGUF Q4_1's grid, w = q * step + min: a Q4_1 checkpoint's own values."""
+def _q4(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """w on GGUF Q4_1's grid, w = q * step + min per GROUP-block (a Q4_1 checkpoint's own values): q (0..15, uint8)
+    [out, blocks, GROUP], step and minimum [out, blocks]."""
     groups = w.view(w.shape[0], -1, GROUP)
     lo, hi = groups.amin(dim=2), groups.amax(dim=2)
-    return ((hi - lo) / 15).clamp(min=1e-12), lo
+    step = ((hi - lo) / 15).clamp(min=1e-12)
+    q = torch.round((groups - lo[..., None]) / step[..., None]).clamp(0, 15).to(torch.uint8)
+    return q, step, lo
 
 
-def _int4(w: torch.Tensor, act: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """Asymmetric 4-bit groups of GROUP along the input dimension for torch's int4 kernel."""
-    step, lo = _q4_grid(w)
-    groups = w.view(w.shape[0], -1, GROUP)
-    q = torch.round((groups - lo[..., None]) / step[..., None]).clamp(0, 15).to(torch.int32).view_as(w)
+def _int4(q: torch.Tensor, step: torch.Tensor, lo: torch.Tensor, act: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Q4_1 blocks (see `_q4`) in torch's int4 kernel's layout."""
+    q = q.to(torch.int32).reshape(q.shape[0], -1)
     packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.contiguous(), 1)
     # the kernel computes (q - 8) * scale + zero
     return packed, torch.stack([step.t(), (lo + 8 * step).t()], dim=-1).to(act).contiguous()
@@ -128,8 +129,9 @@ def pack(state: dict[str, torch.Tensor], config: dict, weights: str) -> dict[str
     def linear(name: str, w: torch.Tensor) -> None:
         w = w.float()
         if weights == "int4":
-            out[name], out[name + ".scale"] = _int4(w, act)
-            out[name + ".q4"] = native.q4_records(w, *_q4_grid(w))  # the native step's copy
+            blocks = _q4(w)
+            out[name], out[name + ".scale"] = _int4(*blocks, act)
+            out[name + ".q4"] = native.q4_records(*blocks)  # the native step's copy
             out[name + ".dense"] = w.to(act).contiguous()
         elif weights == "int8":
             scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127.0

@@ -7,8 +7,9 @@ numerics over the same weights, at a fraction of the time. The LM head is one mo
 rescores the best candidates exactly, as for torch's step).
 
 It is built with `-march=native` into `<cache>/native/`, keyed by the source, the compiler and the CPU, so a cache
-shared between machines never loads code built for another CPU. No compiler, a failed build, a machine that is not
-x86-64 with AVX2 (the portable C path still builds there) or BEDROCK_EMULATOR_NATIVE=0: torch's step serves.
+shared between machines never loads code built for another CPU (AVX-512 or AVX2 with FMA where the CPU has them,
+portable C loops elsewhere: the same arithmetic up to summation order). No compiler, a failed build or
+BEDROCK_EMULATOR_NATIVE=0: torch's step serves, and the server logs why.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ log = logging.getLogger("emulator.models")
 ENV = "BEDROCK_EMULATOR_NATIVE"
 SOURCE = Path(__file__).parent / "kernels" / "decode_step.c"
 FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno"]
-# The per-layer pointer table's order (decode_step.c's enum): Q4_1 matrices as (nibbles, d/m) pairs, then norms
-# and the layer's KV cache tensors.
+# The per-layer pointer table's order (decode_step.c's enum): the Q4_1 matrices' record tensors, the two norms, then
+# the layer's KV cache tensors.
 MATRICES = ("qkv", "o", "gate_up", "down")
 _C = ctypes.c_void_p
 
@@ -106,13 +107,11 @@ def supports(config: dict) -> bool:
     return all(w % 32 == 0 for w in widths) and all(o % TILE == 0 for o in outs) and head_dim % 16 == 0
 
 
-def q4_records(w: torch.Tensor, step: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
-    """A float matrix [out, in] on the Q4_1 grid (`step`, `low` per block of 32) as decode_step.c reads it: for each
-    TILE rows, for each block, the rows' 24-byte records (float32 d, m; then 16 bytes of nibbles, byte j holding
+def q4_records(q: torch.Tensor, step: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
+    """Q4_1 blocks (values q uint8 [out, blocks, 32], `step` and `low` [out, blocks]) as decode_step.c reads them: for
+    each TILE rows, for each block, the rows' 24-byte records (float32 d, m; then 16 bytes of nibbles, byte j holding
     value j low and value j + 16 high, GGUF's order), one sequential stream. uint8 [out / TILE, blocks, TILE, 24]."""
-    out = w.shape[0]
-    blocks = w.float().view(out, -1, 32)
-    q = torch.round((blocks - low[..., None]) / step[..., None]).clamp(0, 15).to(torch.uint8)
+    out = q.shape[0]
     nibbles = q[..., :16] | (q[..., 16:] << 4)
     scales = torch.stack([step, low], dim=-1).float().contiguous().view(torch.uint8)
     records = torch.cat([scales, nibbles], dim=-1)  # [out, blocks, 24]
