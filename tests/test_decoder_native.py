@@ -9,6 +9,7 @@ server test."""
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 import torch
@@ -115,3 +116,27 @@ def test_prompts_read_together_leave_what_they_leave_one_by_one(state, tmp_path)
             a, b = together.decode(tokens, lengths), alone.decode(tokens, lengths)
             assert torch.equal(a, b)
             tokens, lengths = a.argmax(-1).tolist(), [n + 1 for n in lengths]
+
+
+def test_a_forked_child_steps_on_a_fresh_pool(state, tmp_path):
+    """The pool's workers do not survive a fork: a child that steps on several threads must not wait for them."""
+    import os
+
+    dec = _native(state, tmp_path)
+    _greedy(dec, [3, 4], 2)  # the parent's pool has its worker now
+    pid = os.fork()
+    if pid == 0:  # the child: a step on 2 threads, then out without running pytest's teardown
+        try:
+            _greedy(dec, [3, 4], 2)
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    pytest.fail("the forked child's step waited on workers it does not have")

@@ -224,6 +224,15 @@ static void run(task_fn fn, void *ctx, int parts) {
         else relax();
 }
 
+/* A forked child has none of the workers (only the forking thread survives a fork): it starts a pool afresh. */
+static void forked(void) {
+    pthread_mutex_init(&pool.busy, NULL);
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_cond_init(&pool.wake, NULL);
+    atomic_store(&pool.sleeping, 0);
+    pool.workers = 0;
+}
+
 /* The threads of one step: the pool's (held until `release`), or the caller alone with a buffer of its own. */
 typedef struct {
     int parts, pooled;
@@ -234,6 +243,8 @@ static team acquire(int threads, size_t floats) {
     team t = {1, 0, {NULL}};
     if (threads > 1 && pthread_mutex_trylock(&pool.busy) == 0) {
         if (threads > MAX_THREADS) threads = MAX_THREADS;
+        static int registered;
+        if (!registered) registered = pthread_atfork(NULL, NULL, forked) == 0;
         while (pool.workers < threads - 1) {
             pthread_t thread;
             if (pthread_create(&thread, NULL, worker, (void *)(intptr_t)(pool.workers + 1)) != 0) break;
