@@ -8,6 +8,8 @@ server test."""
 
 from __future__ import annotations
 
+import functools
+import platform
 import shutil
 import time
 
@@ -46,6 +48,13 @@ def _native(state, tmp_path) -> decoder.Decoder:
     return dec
 
 
+def _cpu_flags() -> list[str]:
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("flags"):
+            return line.split(":", 1)[1].split()
+    return []
+
+
 def _greedy(dec: decoder.Decoder, first: list[int], steps: int) -> list[torch.Tensor]:
     """Rows 0..B-1 start at position 0 with tokens `first` and decode greedily, every token through `decode`."""
     out, tokens = [], list(first)
@@ -58,7 +67,18 @@ def _greedy(dec: decoder.Decoder, first: list[int], steps: int) -> list[torch.Te
     return out
 
 
-def test_the_native_step_computes_float32_numerics_over_the_same_weights(state, tmp_path):
+X86 = platform.machine() in ("x86_64", "AMD64")
+
+
+@pytest.mark.parametrize("march", [
+    "native",  # what the server builds: AVX-512 or AVX2 where this CPU has them
+    pytest.param("x86-64-v3", marks=pytest.mark.skipif(not X86, reason="x86-64 only")),  # the AVX2 + FMA path
+    pytest.param("x86-64", marks=pytest.mark.skipif(not X86, reason="x86-64 only")),  # the portable C loops
+])
+def test_the_native_step_computes_float32_numerics_over_the_same_weights(state, tmp_path, monkeypatch, march):
+    if march == "x86-64-v3" and not {"avx2", "fma"} <= set(_cpu_flags()):
+        pytest.skip("this CPU has no AVX2/FMA")
+    monkeypatch.setattr(native, "library", functools.partial(native.library, march=march))
     fast = _native(state, tmp_path)
     exact = decoder.Decoder(CONFIG, decoder.pack(state, CONFIG, "float32"), "float32", torch.device("cpu"))
     # 300 steps: past the KV cache's first capacity (256), so the step follows the cache into its new tensors

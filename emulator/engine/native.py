@@ -30,7 +30,7 @@ log = logging.getLogger("emulator.models")
 
 ENV = "BEDROCK_EMULATOR_NATIVE"
 SOURCE = Path(__file__).parent / "kernels" / "decode_step.c"
-FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno"]
+FLAGS = ["-O3", "-fPIC", "-shared", "-fno-math-errno"]
 # The per-layer pointer table's order (decode_step.c's enum): the Q4_1 matrices' record tensors, the two norms, then
 # the layer's KV cache tensors.
 MATRICES = ("qkv", "o", "gate_up", "down")
@@ -57,14 +57,16 @@ def _compiler() -> str | None:
     return None
 
 
-def library(cache: Path) -> ctypes.CDLL | None:
-    """The built step for this machine, building it on first use; None (and one warning) when it cannot be."""
+def library(cache: Path, march: str = "native") -> ctypes.CDLL | None:
+    """The built step for this machine, building it on first use; None (and one warning) when it cannot be.
+    `march`: the instruction set to build for (tests build the AVX2 and portable paths with x86-64-v3 and x86-64)."""
     compiler = _compiler()
     if compiler is None:
         log.warning("no C compiler found: the local model decodes with torch's step (slower); install gcc or cc")
         return None
     source = SOURCE.read_bytes()
-    key = hashlib.sha256(b"\0".join([source, compiler.encode(), " ".join(FLAGS).encode(),
+    flags = [*FLAGS, f"-march={march}"]
+    key = hashlib.sha256(b"\0".join([source, compiler.encode(), " ".join(flags).encode(),
                                      platform.machine().encode(), _cpu_identity().encode()])).hexdigest()[:16]
     target = cache / "native" / f"decode_step-{key}.so"
     if not target.exists():
@@ -72,7 +74,7 @@ def library(cache: Path) -> ctypes.CDLL | None:
         fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".so.tmp")  # unique: two servers may build at once
         os.close(fd)
         try:
-            done = subprocess.run([compiler, *FLAGS, "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True,
+            done = subprocess.run([compiler, *flags, "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True,
                                   timeout=300)
             if done.returncode != 0:
                 log.warning("building the native decode step failed; decoding with torch's step (slower):\n%s",

@@ -31,7 +31,6 @@ typedef __m512 vf;
 #define vstore(p, v) _mm512_storeu_ps(p, v)
 #define vset1(x) _mm512_set1_ps(x)
 #define vfma(a, b, c) _mm512_fmadd_ps(a, b, c)
-#define vmul(a, b) _mm512_mul_ps(a, b)
 #define vsum(v) _mm512_reduce_add_ps(v)
 static inline void q4_ints(const uint8_t *q, vf *out) {
     __m128i raw = _mm_loadu_si128((const __m128i *)q), mask = _mm_set1_epi8(0x0f);
@@ -47,7 +46,6 @@ typedef __m256 vf;
 #define vstore(p, v) _mm256_storeu_ps(p, v)
 #define vset1(x) _mm256_set1_ps(x)
 #define vfma(a, b, c) _mm256_fmadd_ps(a, b, c)
-#define vmul(a, b) _mm256_mul_ps(a, b)
 static inline float vsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -70,7 +68,6 @@ typedef float vf;
 #define vstore(p, v) (*(p) = (v))
 #define vset1(x) (x)
 #define vfma(a, b, c) ((a) * (b) + (c))
-#define vmul(a, b) ((a) * (b))
 #define vsum(v) (v)
 static inline void q4_ints(const uint8_t *q, vf *out) {
     for (int j = 0; j < 16; j++) out[j] = (float)(q[j] & 15), out[j + 16] = (float)(q[j] >> 4);
@@ -84,12 +81,6 @@ static inline void q4_ints(const uint8_t *q, vf *out) {
 enum { QKV, O, GATE_UP, DOWN, ATTN_NORM, MLP_NORM, K_CACHE, V_CACHE, PER_LAYER };
 enum { EMBED_Q, EMBED_D, NORM, COS, SIN, GLOBALS };
 enum { HIDDEN, INTER, HEADS, KV_HEADS, HEAD_DIM, LAYERS, VOCAB, CONFIG_SIZE };
-/* One Q4_1 block record: float32 d and m, then 16 bytes of nibbles, byte j holding value j in its low nibble and
- * value j+16 in its high one (GGUF's order); as float32 vectors w = q * d + m. GGUF stores d and m as float16: as
- * float32 they broadcast straight from memory, which measured faster than converting them (the step is bound by
- * instructions, not by memory reads). */
-#define RECORD 24
-
 /* Ask for the weight stream PREFETCH bytes ahead of `rec`: the two lines a block of TILE records spans. Measured 25-40%
  * less time for one row's step than with the hardware prefetcher alone (a stream of ~80 MB per token); a batch, bound
  * by arithmetic, measured no gain. */
@@ -98,6 +89,12 @@ static inline void ahead(const uint8_t *rec) {
     __builtin_prefetch(rec + PREFETCH);
     __builtin_prefetch(rec + PREFETCH + 64);
 }
+
+/* One Q4_1 block record: float32 d and m, then 16 bytes of nibbles, byte j holding value j in its low nibble and
+ * value j+16 in its high one (GGUF's order); as float32 vectors w = q * d + m. GGUF stores d and m as float16: as
+ * float32 they broadcast straight from memory, which measured faster than converting them (the step is bound by
+ * instructions, not by memory reads). */
+#define RECORD 24
 static inline void block(const uint8_t *rec, vf *w) {
     float dm[2];
     vf ints[NV];
@@ -180,7 +177,7 @@ static struct {
 
 static inline void relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
-    _mm_pause();
+    __builtin_ia32_pause(); /* _mm_pause without immintrin.h, which the portable build does not include */
 #endif
 }
 
