@@ -32,14 +32,13 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from . import native
+from . import native, sources
 
 # Architectures whose checkpoints this forward reproduces exactly (no biases, no sliding window, default RoPE).
 SUPPORTED = {"LlamaForCausalLM"}
@@ -182,10 +181,8 @@ def load_packed(folder: Path, weights: str) -> dict[str, torch.Tensor]:
         if not shard.name.startswith("emulator-packed-"):
             state.update(load_file(shard))
     packed = pack(state, config, weights)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")  # unique: two servers may pack at once
-    os.close(fd)
-    save_file(packed, tmp)
-    os.replace(tmp, target)  # atomic: a half-written pack is never loaded
+    with sources.written_atomically(target) as tmp:  # two servers may pack at once
+        save_file(packed, str(tmp))
     return packed
 
 
@@ -395,12 +392,13 @@ class Decoder:
         start = 0
         while start < len(prompts):
             end, longest = start + 1, len(prompts[start])
+            real = longest  # the group's prompt tokens, padding left out
             while end < len(prompts) and longest <= self.chunk:
-                wider = max(longest, len(prompts[end]))
-                real = sum(len(p) for p in prompts[start : end + 1])
-                if len(prompts[end]) > self.chunk or wider * (end + 1 - start) > min(PREFILL_TOKENS, 2 * real):
+                n = len(prompts[end])
+                wider = max(longest, n)
+                if n > self.chunk or wider * (end + 1 - start) > min(PREFILL_TOKENS, 2 * (real + n)):
                     break
-                end, longest = end + 1, wider
+                end, longest, real = end + 1, wider, real + n
             if end - start == 1:
                 out.append(self.prefill(row + start, prompts[start])[None])
             else:

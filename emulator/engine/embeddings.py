@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
-import tempfile
 import threading
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from . import sources
 
 log = logging.getLogger("emulator.models")
 
@@ -130,18 +130,12 @@ def warm_projections(source: int, cache_dir: Path | None = None) -> None:
 
 
 def _save(path: Path, matrix: np.ndarray) -> None:
-    """Write atomically (two servers may start at once); a cache that cannot be written only costs the next start."""
-    tmp = None
+    """Kept for later starts; a cache that cannot be written only costs the next start."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as out:
+        with sources.written_atomically(path) as tmp, open(tmp, "wb") as out:  # two servers may start at once
             np.save(out, matrix, allow_pickle=False)
-        os.replace(tmp, path)
     except OSError as exc:
         log.warning("could not cache the embedding projection %s: %s", path.name, exc)
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
 
 
 def project(vectors: torch.Tensor | np.ndarray, target: int, normalize: bool) -> np.ndarray:

@@ -21,10 +21,11 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import torch
+
+from . import sources
 
 log = logging.getLogger("emulator.models")
 
@@ -70,22 +71,17 @@ def library(cache: Path, march: str = "native") -> ctypes.CDLL | None:
                                      platform.machine().encode(), _cpu_identity().encode()])).hexdigest()[:16]
     target = cache / "native" / f"decode_step-{key}.so"
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".so.tmp")  # unique: two servers may build at once
-        os.close(fd)
         try:
-            done = subprocess.run([compiler, *flags, "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True,
-                                  timeout=300)
-            if done.returncode != 0:
-                log.warning("building the native decode step failed; decoding with torch's step (slower):\n%s",
-                            done.stderr[-2000:])
-                return None
-            os.replace(tmp, target)  # atomic: a half-written library is never loaded
+            with sources.written_atomically(target, ".so.tmp") as tmp:  # two servers may build at once
+                subprocess.run([compiler, *flags, "-o", str(tmp), str(SOURCE), "-lm"], capture_output=True, text=True,
+                               timeout=300, check=True)
+        except subprocess.CalledProcessError as exc:
+            log.warning("building the native decode step failed; decoding with torch's step (slower):\n%s",
+                        exc.stderr[-2000:])
+            return None
         except (OSError, subprocess.SubprocessError) as exc:
             log.warning("building the native decode step failed (%s); decoding with torch's step (slower)", exc)
             return None
-        finally:
-            Path(tmp).unlink(missing_ok=True)
     lib = ctypes.CDLL(str(target))  # CDLL: the GIL is released for the call
     lib.scratch_floats.restype = ctypes.c_int64
     lib.scratch_floats.argtypes = [_C, ctypes.c_int]

@@ -7,6 +7,7 @@ A GGUF is converted once to a transformers folder in the cache; later starts loa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -15,9 +16,26 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 log = logging.getLogger("emulator.models")
+
+
+@contextlib.contextmanager
+def written_atomically(target: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A fresh temporary path beside `target` to write; when the block ends without an error it becomes `target` in
+    one step, so a half-written cache file is never read and two servers writing the same file at once cannot mix
+    their bytes. The temporary file is removed either way."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, suffix=suffix)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def default_cache_dir() -> Path:
